@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine with Python 3.11:  make demo  |  make test
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml setup.py
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch==2.13.0 is pinned in pyproject.toml: the CPU build on local disk, never a CUDA download
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job: the default simulation experiment
+	$(BIN)/robocl-run experiment=ugv_continual
+
+test: $(STAMP)  ## the fast test suite (slow experiments excluded)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)  ## everything, slow experiments included
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,129 @@
+"""What every robocl command shares: Hydra config composition, run directories, exit codes.
+
+Exit codes (DESIGN.md): 0 success, 2 usage/config error (one clear line, no traceback),
+1 runtime failure (run directory kept, finished work saved, traceback in error.log).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+CONFIG_PACKAGE = "robocl_configs"
+
+
+class UsageError(Exception):
+    """A bad command line or config value; the message is the one line the user sees."""
+
+
+def config_groups() -> dict[str, list[str]]:
+    """Config group -> available option names, read from the installed configs package."""
+    root = resources.files(CONFIG_PACKAGE)
+    groups: dict[str, list[str]] = {}
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.name.startswith(("_", ".")):
+            groups[entry.name] = sorted(p.name[:-5] for p in entry.iterdir() if p.name.endswith(".yaml"))
+    return groups
+
+
+def _check_group_choices(overrides: list[str]) -> None:
+    groups = config_groups()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if sep and key in groups and value not in groups[key]:
+            accepted = ", ".join(groups[key])
+            raise UsageError(f"{key}={value}: no such {key} config; accepted: {accepted}")
+
+
+def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConfig, Path]:
+    """Compose the config with Hydra; returns (config without the hydra node, run dir)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    _check_group_choices(overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    except Exception as exc:  # hydra/omegaconf raise many types; all are usage errors here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(first) from None
+    try:
+        run_dir = Path(str(cfg.hydra.run.dir))
+    except Exception as exc:
+        raise UsageError(f"hydra.run.dir: {exc}") from None
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        OmegaConf.resolve(cfg)
+    except Exception as exc:
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    return cfg, run_dir
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = run_dir / ".hydra"
+    meta.mkdir(exist_ok=True)
+    from robocl.utils.io import atomic_write_text
+
+    atomic_write_text(meta / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write_text(meta / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    return run_dir
+
+
+def print_help(prog: str, description: str) -> None:
+    groups = config_groups()
+    lines = [f"usage: {prog} [KEY=VALUE ...]", "", description, "", "Config groups (GROUP=OPTION):"]
+    lines += [f"  {g}: {', '.join(opts)}" for g, opts in sorted(groups.items())]
+    lines += ["", "Any key can be overridden (e.g. planner.horizon=8 seeds=[0,1,2] hydra.run.dir=DIR).",
+              "Exit codes: 0 ok, 2 bad usage/config, 1 runtime failure."]
+    print("\n".join(lines))
+
+
+def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int | None],
+            config_name: str = "config", argv: list[str] | None = None) -> int:
+    """Parse overrides, compose, create the run dir and call `body`, mapping errors to exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print_help(prog, description)
+        return 0
+    bad = [a for a in args if "=" not in a]
+    run_dir: Path | None = None
+    try:
+        if bad:
+            raise UsageError(f"unexpected argument {bad[0]!r}; arguments are KEY=VALUE overrides (see --help)")
+        cfg, run_dir = compose(args, config_name)
+        threads = int(OmegaConf.select(cfg, "runtime.threads", default=0) or 0)
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        prepare_run_dir(run_dir, cfg, args)
+        code = body(cfg, run_dir)
+        return int(code or 0)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished runs are kept in {run_dir}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # runtime failure: keep the run dir, log the traceback there
+        where = ""
+        if run_dir is not None:
+            from robocl.utils.io import atomic_write_text
+
+            atomic_write_text(run_dir / "error.log", traceback.format_exc())
+            where = f" (traceback in {run_dir / 'error.log'})"
+        print(f"{prog}: failed: {type(exc).__name__}: {exc}{where}", file=sys.stderr)
+        if os.environ.get("ROBOCL_DEBUG"):
+            traceback.print_exc()
+        return 1

@@ -1,0 +1,55 @@
+"""`robocl-run experiment=NAME ...`: a simulation experiment (the main job)."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+from rich.console import Console
+
+from robocl.cli.app import run_app
+from robocl.eval.progress import progress_bar
+from robocl.eval.results import format_summary_table, summarize
+from robocl.eval.sink import ResultSink
+from robocl.factory import load_callable
+
+HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz"]
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
+    runner = load_callable(str(cfg.runner), "runner")
+    runner = getattr(runner, "run", runner)
+    sink = ResultSink(run_dir, "run", str(cfg.experiment_name), cfg)
+    console = Console(stderr=True)
+    console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")
+    try:
+        with progress_bar(bool(cfg.runtime.progress)) as progress:
+            params = inspect.signature(runner).parameters
+            out = runner(cfg, run_dir, progress, sink) if "sink" in params else runner(cfg, run_dir, progress)
+    finally:
+        sink.flush()  # whatever finished is on disk, also after an error or Ctrl-C
+    if isinstance(out, dict):  # runners may return their results instead of using the sink
+        for row in out.get("runs", []):
+            sink.runs.append(row)
+        sink.notes += list(out.get("notes", []))
+        if out.get("summary") is not None:
+            sink.summary = out["summary"]
+        sink.extra.update(out.get("extra", {}))
+    doc = sink.flush()
+    summary = doc["summary"] or summarize(doc["runs"])
+    metrics = [m for m in HEADLINE if any(m in v for v in summary.values())]
+    metrics += sorted({k for v in summary.values() for k in v} - set(metrics) - {"steps", "waypoints_total"})[:4]
+    print(format_summary_table(summary, metrics))
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_app("robocl-run", "Run a simulation experiment (default: experiment=ugv_continual).",
+                     run_experiment, argv=argv))
+
+
+if __name__ == "__main__":
+    main()

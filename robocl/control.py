@@ -1,0 +1,117 @@
+"""The Controller: one step = (learn from the last transition) -> plan -> refine -> act.
+
+The same Controller runs in simulation rollouts, in the ROS node and in offline evaluation;
+only the source of states and the sink of actions change. It is also the last line of
+defence on a robot: a non-finite state never reaches the planner.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from robocl.continual.base import ContinualStrategy
+from robocl.dynamics.base import DynamicsModel, Transitions
+from robocl.planning.base import SamplingPlanner
+from robocl.refiners.base import Refiner
+
+
+@dataclass
+class SafetyEvent:
+    step: int
+    reason: str
+
+
+@dataclass
+class ControllerStats:
+    """What a run reports about control: timing, prediction error and safety events."""
+
+    plan_ms: list[float] = field(default_factory=list)
+    refine_ms: list[float] = field(default_factory=list)
+    learn_ms: list[float] = field(default_factory=list)
+    pred_sq_err: list[float] = field(default_factory=list)
+    safety_events: list[SafetyEvent] = field(default_factory=list)
+    steps: int = 0
+
+
+class Controller:
+    """Couples a dynamics model, a continual strategy, a planner and a refiner."""
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        planner: SamplingPlanner,
+        strategy: ContinualStrategy | None = None,
+        refiner: Refiner | None = None,
+        safe_action: np.ndarray | None = None,
+        state_limit: float = 1e4,
+    ) -> None:
+        self.model = model
+        self.planner = planner
+        self.strategy = strategy or ContinualStrategy(model)
+        self.refiner = refiner or Refiner()
+        action_dim = planner.action_dim
+        self.safe_action = np.zeros(action_dim) if safe_action is None else np.asarray(safe_action, float)
+        self.state_limit = state_limit
+        self.stats = ControllerStats()
+        self._last_planned: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.planner.reset()
+        self.refiner.reset()
+        self._last_planned = None
+
+    def is_healthy(self, state: np.ndarray) -> str | None:
+        """None if the state may be planned on, else the reason it may not."""
+        if not np.all(np.isfinite(state)):
+            return "non-finite state"
+        if np.any(np.abs(state) > self.state_limit):
+            return "state out of range"
+        return None
+
+    def act(self, state: np.ndarray) -> np.ndarray:
+        """The action to execute now; the safe (stop) action if the state is unusable."""
+        step = self.stats.steps
+        self.stats.steps += 1
+        problem = self.is_healthy(np.asarray(state, dtype=float))
+        if problem:
+            self.stats.safety_events.append(SafetyEvent(step, problem))
+            self.planner.reset()
+            self._last_planned = None
+            return self.safe_action.copy()
+        s = torch.as_tensor(state, dtype=torch.float32)
+        t0 = time.perf_counter()
+        planned = self.planner.plan(s)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            action = self.refiner.refine(s, planned)
+        t2 = time.perf_counter()
+        self.stats.plan_ms.append((t1 - t0) * 1e3)
+        self.stats.refine_ms.append((t2 - t1) * 1e3)
+        self._last_planned = planned
+        out = action.detach().cpu().numpy().astype(float)
+        if not np.all(np.isfinite(out)):
+            self.stats.safety_events.append(SafetyEvent(step, "non-finite action"))
+            self.planner.reset()
+            return self.safe_action.copy()
+        return out
+
+    def observe(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
+        """Learn from the executed transition (skipped if any part of it is not finite)."""
+        if self.is_healthy(state) or self.is_healthy(next_state) or not np.all(np.isfinite(action)):
+            return
+        s = torch.as_tensor(state, dtype=torch.float32)[None]
+        a = torch.as_tensor(action, dtype=torch.float32)[None]
+        s2 = torch.as_tensor(next_state, dtype=torch.float32)[None]
+        planned = self._last_planned[None] if self._last_planned is not None else a
+        with torch.inference_mode():
+            predicted = self.model.predict(s, planned)[0]
+            err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)
+            self.stats.pred_sq_err.append(float((err / self.model.target_norm.std).pow(2).mean()))
+            self.refiner.observe(s[0], planned[0], a[0], s2[0], predicted[0])
+        t0 = time.perf_counter()
+        self.strategy.observe(Transitions(s, a, s2))
+        self.stats.learn_ms.append((time.perf_counter() - t0) * 1e3)

@@ -1,0 +1,63 @@
+"""Plots a person would rather look at than read: driven paths with regime changes marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from robocl.utils.io import atomic_write  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def plot_paths(courses: dict[str, np.ndarray], paths: dict[str, dict[str, tuple[np.ndarray, list[str]]]],
+               path: Path, reach_radius: float = 0.5) -> Path:
+    """One panel per course: waypoints (reach circles), each method's path, regime changes.
+
+    paths[course][method] = (states (T, >=2), regime label per step).
+    """
+    n = len(courses)
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 6), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (course, wps) in zip(axes[0], courses.items()):
+        for i, (x, y) in enumerate(wps):
+            ax.add_patch(plt.Circle((x, y), reach_radius, fill=False, color="0.6", lw=0.8))
+            ax.text(x, y, str(i + 1), fontsize=6, ha="center", va="center", color="0.4")
+        ax.plot(wps[:, 0], wps[:, 1], ":", color="0.7", lw=0.8)
+        for k, (method, (states, regimes)) in enumerate(paths.get(course, {}).items()):
+            c = colors[k % len(colors)]
+            ax.plot(states[:, 0], states[:, 1], "-", color=c, lw=1.5, label=method)
+            changes = [t for t in range(1, len(regimes)) if regimes[t] != regimes[t - 1]]
+            for t in changes:
+                ax.plot(states[t, 0], states[t, 1], "X", color=c, ms=9, mec="k")
+                if k == 0:
+                    ax.annotate(regimes[t], (states[t, 0], states[t, 1]), fontsize=7,
+                                xytext=(5, 5), textcoords="offset points")
+        ax.set_title(f"{course}  (X = regime change)")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("y [m]")
+        ax.legend(loc="best", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_bars(summary: dict[str, dict[str, float]], metric: str, path: Path, title: str = "") -> Path:
+    """Bar chart of one summary metric by method."""
+    methods = list(summary)
+    values = [summary[m].get(metric) or 0.0 for m in methods]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(methods), 4))
+    ax.bar(methods, values, color=plt.rcParams["axes.prop_cycle"].by_key()["color"][: len(methods)])
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    return save_figure(fig, path)

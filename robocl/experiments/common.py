@@ -1,0 +1,102 @@
+"""Pieces every simulation experiment shares: pretrained models (cached), controller assembly."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import robocl_envs  # noqa: F401  (registers the robocl/* environments)
+from robocl.continual.base import ContinualStrategy
+from robocl.control import Controller
+from robocl.data import collect_exploration
+from robocl.dynamics.base import DynamicsModel
+from robocl.dynamics.training import train_offline
+from robocl.factory import build, load_callable
+from robocl.methods import MethodSpec
+from robocl.planning.base import CostFn
+from robocl.refiners.base import Refiner
+from robocl.utils.io import atomic_torch_save
+
+PRETRAIN_VERSION = 1  # bump when exploration or training changes so stale caches are not reused
+
+
+def make_codec(cfg: DictConfig):
+    return load_callable(str(cfg.robot.codec_factory), "robot.codec_factory")(cfg.robot)
+
+
+def make_model(cfg: DictConfig) -> DynamicsModel:
+    return build(cfg.dynamics, "dynamics", codec=make_codec(cfg))
+
+
+def cache_key(cfg: DictConfig, env_kwargs: dict[str, Any]) -> str:
+    payload = {
+        "v": PRETRAIN_VERSION,
+        "robot": OmegaConf.to_container(cfg.robot, resolve=True),
+        "dynamics": OmegaConf.to_container(cfg.dynamics, resolve=True),
+        "env": env_kwargs,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print) -> tuple[DynamicsModel, dict]:
+    """The nominal-regime model: loaded from the cache, or trained on exploration data and cached."""
+    path = Path(str(cfg.runtime.cache_dir)) / f"{cfg.robot.name}-{cfg.dynamics.kind}-{cache_key(cfg, env_kwargs)}.pt"
+    model = make_model(cfg)
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        model.eval()
+        log(f"loaded pretrained {cfg.dynamics.kind} model from {path}")
+        return model, state["info"]
+    pre = cfg.dynamics.pretrain
+    env = gym.make(str(cfg.robot.env_id), **env_kwargs).unwrapped
+    log(f"collecting {pre.episodes}x{pre.steps} exploration steps in the nominal regime")
+    data = collect_exploration(env, int(pre.episodes), int(pre.steps), seed=1234)
+    log(f"training {cfg.dynamics.kind} on {len(data)} transitions for {pre.epochs} epochs")
+    history = train_offline(model, data, epochs=int(pre.epochs), batch_size=int(pre.batch_size),
+                            lr=float(pre.lr), seed=0)
+    info = {"transitions": len(data), "final_val_mse": history["val_mse"][-1] if history["val_mse"] else None,
+            "train_loss": history["train_loss"]}
+    atomic_torch_save({"model": model.state_dict(), "info": info}, path)
+    log(f"cached pretrained model at {path}")
+    return model, info
+
+
+def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
+                    seed: int) -> Controller:
+    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner."""
+    model = copy.deepcopy(base_model).eval()
+    strategy = (build(cfg.continual, "continual", model=model, seed=seed) if method.online
+                else ContinualStrategy(model))
+    planner_factory = load_callable(f"robocl.planning.factory:{method.planner}")
+    planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
+                              reset_particles=model.reset_particles)
+    refiner = build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed) if method.refine else Refiner()
+    return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float))
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def controller_metrics(controller: Controller) -> dict[str, Any]:
+    s = controller.stats
+    compute = [p + r + lrn for p, r, lrn in zip(s.plan_ms, s.refine_ms, s.learn_ms or [0.0] * len(s.plan_ms))]
+    median_compute = percentile(compute, 50)
+    return {
+        "plan_ms_median": percentile(s.plan_ms, 50),
+        "plan_ms_p95": percentile(s.plan_ms, 95),
+        "refine_ms_median": percentile(s.refine_ms, 50),
+        "learn_ms_median": percentile(s.learn_ms, 50),
+        "control_hz": 1000.0 / median_compute if median_compute else None,
+        "dyn_mse": float(np.mean(s.pred_sq_err)) if s.pred_sq_err else None,
+        "safety_events": len(s.safety_events),
+    }

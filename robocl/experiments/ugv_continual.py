@@ -1,0 +1,104 @@
+"""Main job: a UGV drives waypoint courses while its actuation changes; frozen vs online model.
+
+Each (method, course, seed) is one episode: the nominal-pretrained model plans with MPPI;
+interventions from `task.gains` switch on/off by mission progress (`task.intervention`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig
+
+from robocl import config_check as check
+from robocl.cli.app import UsageError
+from robocl.eval.loggers import make_logger
+from robocl.eval.plots import plot_paths
+from robocl.eval.sink import ResultSink
+from robocl.experiments.common import controller_metrics, make_controller, pretrained_model
+from robocl.methods import parse_method
+from robocl.planning.costs import WaypointCost
+from robocl.rollouts import run_waypoint_episode
+from robocl.tasks.waypoints import GainSchedule, WaypointMission
+
+
+def physics_params(cfg: DictConfig):
+    from robocl_envs.ugv import UGVParams
+
+    phys = cfg.task.physics
+    return UGVParams(
+        payload_kg=check.number(cfg, "task.physics.payload_kg", lo=0),
+        friction=check.number(cfg, "task.physics.friction", lo=0, lo_open=True),
+        wheel_radius_scale=tuple(check.number_list(cfg, "task.physics.wheel_radius_scale", length=2)),
+        motor_strength=tuple(check.number_list(cfg, "task.physics.motor_strength", length=2)),
+    ) if phys is not None else UGVParams()
+
+
+def load_courses(cfg: DictConfig) -> dict[str, np.ndarray]:
+    from robocl_envs.courses import CourseError, load_course
+
+    courses = {}
+    for name in check.string_list(cfg, "task.map"):
+        try:
+            courses[Path(name).stem] = load_course(name)
+        except CourseError as exc:
+            raise UsageError(str(exc)) from None
+    return courses
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Check everything before any compute starts, so a typo costs nothing."""
+    check.check_common(cfg)
+    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
+    gains = check.pair_list(cfg, "task.gains", dim=2)
+    return {
+        "methods": methods,
+        "gains": gains,
+        "courses": load_courses(cfg),
+        "params": physics_params(cfg),
+        "seeds": check.int_list(cfg, "seeds"),
+        "reach": check.number(cfg, "task.reach_radius", lo=0, lo_open=True),
+        "timeout_s": check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True),
+    }
+
+
+def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
+    spec = validate(cfg)
+    dt = float(cfg.robot.dt)
+    base_model, pre_info = pretrained_model(cfg, {"dt": dt}, log=progress.log)
+    sink.extra["pretrain"] = pre_info
+    logger = make_logger(cfg, run_dir)
+    env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
+    env.set_params(spec["params"])
+    schedule = GainSchedule(spec["gains"], list(cfg.task.intervention))
+    timeout_steps = max(1, int(round(spec["timeout_s"] / dt)))
+    traces: dict[str, dict[str, tuple[np.ndarray, list[str]]]] = {c: {} for c in spec["courses"]}
+    for method in spec["methods"]:
+        for course_name, waypoints in spec["courses"].items():
+            for seed in spec["seeds"]:
+                cost = WaypointCost()
+                controller = make_controller(cfg, method, base_model, cost, seed)
+                mission = WaypointMission(waypoints, spec["reach"], timeout_steps)
+                task = progress.add_task(f"{method.name} {course_name} s{seed}", total=len(waypoints),
+                                         status="")
+
+                def on_step(step: int, row: dict[str, Any], task=task, mission=mission, ctl=controller) -> None:
+                    plan = ctl.stats.plan_ms[-1] if ctl.stats.plan_ms else 0.0
+                    progress.update(task, completed=mission.index,
+                                    status=f"{row['regime']:<16} reached {sum(mission.reached):>2} "
+                                           f"plan {plan:5.1f} ms")
+                    logger.log_step({"method": method.name, "task": course_name, "seed": seed, **row})
+
+                metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule,
+                                                      int(cfg.budget.max_steps), seed, on_step)
+                row = {"method": method.name, "seed": seed, "task": course_name, **metrics,
+                       **controller_metrics(controller)}
+                sink.add_run(row)
+                logger.log_run(row)
+                if seed == spec["seeds"][0]:
+                    traces[course_name][method.name] = (np.asarray(trace.states), trace.regimes + [trace.regimes[-1]])
+                    plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
+    logger.finish()

@@ -1,0 +1,34 @@
+"""Method names used in `methods=[...]`: a planner plus optional modifiers.
+
+Grammar: PLANNER[_afm][_online], e.g. `mppi`, `cem`, `mppi_online`, `mppi_afm`, `mppi_afm_online`.
+- `_online`: the model keeps learning through the strategy chosen by `continual=` (default online).
+- `_afm`: actions pass through the refiner chosen by `refiner=` (the AFM refiner) instead of identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robocl.cli.app import UsageError
+
+PLANNERS = ("mppi", "cem")
+MODIFIERS = ("afm", "online")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    planner: str
+    online: bool
+    refine: bool
+
+
+def parse_method(name: str) -> MethodSpec:
+    parts = str(name).split("_")
+    planner, mods = parts[0], parts[1:]
+    if planner not in PLANNERS or any(m not in MODIFIERS for m in mods) or len(set(mods)) != len(mods):
+        raise UsageError(
+            f"methods: {name!r} is not a method; accepted: PLANNER[_afm][_online] with PLANNER in "
+            f"{', '.join(PLANNERS)} (e.g. mppi, mppi_online, mppi_afm, mppi_afm_online)"
+        )
+    return MethodSpec(str(name), planner, "online" in mods, "afm" in mods)
