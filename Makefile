@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: the CPU build on local disk, never a CUDA download
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# torchdyn declares torchvision, but PyPI's torchvision cannot load beside the CPU torch and
+	# torchmetrics (via Lightning) imports it when present; nothing in robocl needs it.
+	$(BIN)/python -m pip uninstall -y -q torchvision
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: the default simulation experiment
