@@ -1,0 +1,5 @@
+"""robocl MuJoCo environments; importing this package registers them with Gymnasium."""
+
+from gymnasium.envs.registration import register
+
+register(id="robocl/UGV-v0", entry_point="robocl_envs.ugv:UGVEnv")
