@@ -90,8 +90,12 @@ def print_help(prog: str, description: str) -> None:
 
 
 def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int | None],
-            config_name: str = "config", argv: list[str] | None = None) -> int:
-    """Parse overrides, compose, create the run dir and call `body`, mapping errors to exit codes."""
+            config_name: str = "config", argv: list[str] | None = None,
+            validate: Callable[[DictConfig], None] | None = None) -> int:
+    """Parse overrides, compose, validate, create the run dir and call `body`, mapping errors to exit codes.
+
+    `validate` runs before anything is created or printed, so a typo costs nothing.
+    """
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print_help(prog, description)
@@ -102,6 +106,8 @@ def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int 
         if bad:
             raise UsageError(f"unexpected argument {bad[0]!r}; arguments are KEY=VALUE overrides (see --help)")
         cfg, run_dir = compose(args, config_name)
+        if validate is not None:
+            validate(cfg)
         threads = int(OmegaConf.select(cfg, "runtime.threads", default=0) or 0)
         if threads > 0:
             import torch

@@ -18,11 +18,19 @@ from robocl.factory import load_callable
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz"]
 
 
+def validate_experiment(cfg: DictConfig) -> None:
+    """The runner module's own `validate(cfg)`, when it has one."""
+    module = load_callable(str(cfg.runner), "runner")
+    check = getattr(module, "validate", None)
+    if check is not None:
+        check(cfg)
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     runner = load_callable(str(cfg.runner), "runner")
     runner = getattr(runner, "run", runner)
     sink = ResultSink(run_dir, "run", str(cfg.experiment_name), cfg)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")
     try:
         with progress_bar(bool(cfg.runtime.progress)) as progress:
@@ -48,7 +56,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run_app("robocl-run", "Run a simulation experiment (default: experiment=ugv_continual).",
-                     run_experiment, argv=argv))
+                     run_experiment, argv=argv, validate=validate_experiment))
 
 
 if __name__ == "__main__":

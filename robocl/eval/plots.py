@@ -42,12 +42,22 @@ def plot_paths(courses: dict[str, np.ndarray], paths: dict[str, dict[str, tuple[
                 if k == 0:
                     ax.annotate(regimes[t], (states[t, 0], states[t, 1]), fontsize=7,
                                 xytext=(5, 5), textcoords="offset points")
+        _frame_course(ax, wps, margin=6.0)
         ax.set_title(f"{course}  (X = regime change)")
-        ax.set_aspect("equal")
         ax.set_xlabel("x [m]")
         ax.set_ylabel("y [m]")
-        ax.legend(loc="best", fontsize=8)
+        if paths.get(course):
+            ax.legend(loc="best", fontsize=8)
     return save_figure(fig, path)
+
+
+def _frame_course(ax: plt.Axes, waypoints: np.ndarray, margin: float) -> None:
+    """Keep the course readable: a robot that drives far away is clipped at the frame edge."""
+    lo, hi = waypoints.min(0) - margin, waypoints.max(0) + margin
+    lo = np.minimum(lo, -margin)  # the start (origin) stays in view
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal", adjustable="box")
 
 
 def plot_bars(summary: dict[str, dict[str, float]], metric: str, path: Path, title: str = "") -> Path:

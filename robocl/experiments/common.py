@@ -10,10 +10,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.data import collect_exploration

@@ -74,31 +74,36 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
     env.set_params(spec["params"])
     schedule = GainSchedule(spec["gains"], list(cfg.task.intervention))
-    timeout_steps = max(1, int(round(spec["timeout_s"] / dt)))
     traces: dict[str, dict[str, tuple[np.ndarray, list[str]]]] = {c: {} for c in spec["courses"]}
     for method in spec["methods"]:
         for course_name, waypoints in spec["courses"].items():
             for seed in spec["seeds"]:
+                tags = {"method": method.name, "seed": seed, "task": course_name}
                 cost = WaypointCost()
                 controller = make_controller(cfg, method, base_model, cost, seed)
-                mission = WaypointMission(waypoints, spec["reach"], timeout_steps)
-                task = progress.add_task(f"{method.name} {course_name} s{seed}", total=len(waypoints),
-                                         status="")
-
-                def on_step(step: int, row: dict[str, Any], task=task, mission=mission, ctl=controller) -> None:
-                    plan = ctl.stats.plan_ms[-1] if ctl.stats.plan_ms else 0.0
-                    progress.update(task, completed=mission.index,
-                                    status=f"{row['regime']:<16} reached {sum(mission.reached):>2} "
-                                           f"plan {plan:5.1f} ms")
-                    logger.log_step({"method": method.name, "task": course_name, "seed": seed, **row})
-
+                mission = WaypointMission(waypoints, spec["reach"], max(1, round(spec["timeout_s"] / dt)))
+                on_step = _step_reporter(progress, logger, tags, mission, controller)
                 metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule,
                                                       int(cfg.budget.max_steps), seed, on_step)
-                row = {"method": method.name, "seed": seed, "task": course_name, **metrics,
-                       **controller_metrics(controller)}
+                row = {**tags, **metrics, **controller_metrics(controller)}
                 sink.add_run(row)
                 logger.log_run(row)
                 if seed == spec["seeds"][0]:
-                    traces[course_name][method.name] = (np.asarray(trace.states), trace.regimes + [trace.regimes[-1]])
+                    regimes = trace.regimes + trace.regimes[-1:]
+                    traces[course_name][method.name] = (np.asarray(trace.states), regimes)
                     plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
     logger.finish()
+
+
+def _step_reporter(progress, logger, tags: dict[str, Any], mission: WaypointMission, controller):
+    """Per-step callback: live progress (regime, waypoints reached, plan time) and the step log."""
+    task = progress.add_task(f"{tags['method']} {tags['task']} s{tags['seed']}", total=len(mission.waypoints),
+                             status="")
+
+    def on_step(step: int, row: dict[str, Any]) -> None:
+        plan = controller.stats.plan_ms[-1] if controller.stats.plan_ms else 0.0
+        progress.update(task, completed=mission.index,
+                        status=f"{row['regime']:<16} reached {sum(mission.reached):>2}  plan {plan:5.1f} ms")
+        logger.log_step({**tags, **row})
+
+    return on_step
