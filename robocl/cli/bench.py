@@ -1,0 +1,37 @@
+"""`robocl-bench suite=NAME ...`: performance benchmarks measured side by side with peers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from robocl.cli.app import run_app
+from robocl.eval.progress import progress_bar
+from robocl.eval.results import build_results, format_summary_table, summarize, write_results
+from robocl.factory import load_callable
+
+
+def run_bench(cfg: DictConfig, run_dir: Path) -> int:
+    suite = load_callable(str(cfg.suite.factory), "suite.factory")
+    with progress_bar(bool(cfg.runtime.progress)) as progress:
+        out = suite(cfg, progress)
+    summary = summarize(out["runs"])
+    doc = build_results("bench", f"bench_{cfg.suite.name}", cfg, out["runs"], summary, out.get("notes"),
+                        {"ratios": out.get("ratios", {})})
+    write_results(run_dir, doc)
+    print(format_summary_table(summary))
+    for key, value in doc["ratios"].items():
+        print(f"{key}: {value:.2f}x")
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_app("robocl-bench", "Benchmarks side by side with peers (suite=planner, ...).", run_bench,
+                     config_name="bench", argv=argv))
+
+
+if __name__ == "__main__":
+    main()
