@@ -126,3 +126,27 @@ def test_nan_observation_stops_robot_and_is_recorded(ugv_data):
     assert len(controller.stats.plan_ms) == len(seen_actions) - len(bad_steps)  # planner never saw NaN
     assert metrics["success_rate"] == 1.0  # and the mission still completes
     assert torch.isfinite(torch.cat([p.flatten() for p in model.parameters()])).all()
+
+
+def test_wandb_logger_runs_offline(tmp_path, short_course):
+    run_dir = tmp_path / "wb"
+    proc = robocl_run(*SMALL, f"task.map={short_course}", "methods=[mppi]", "logger=wandb", "budget.max_steps=15",
+                      f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline_runs and any(offline_runs[0].glob("*.wandb"))
+
+
+@pytest.mark.slow
+def test_main_job_acceptance(tmp_path):
+    """Issue 3 acceptance: nominal >= 95% on both courses; online beats frozen under interventions."""
+    nominal = robocl_run("methods=[mppi]", "task.gains=[[1,1]]", "runtime.progress=false",
+                         f"hydra.run.dir={tmp_path / 'nominal'}", cwd=tmp_path)
+    assert nominal.returncode == 0, nominal.stderr
+    doc = json.loads((tmp_path / "nominal" / "results.json").read_text())
+    assert all(r["success_rate"] >= 0.95 for r in doc["runs"]), doc["runs"]
+    shifted = robocl_run("runtime.progress=false", f"hydra.run.dir={tmp_path / 'shift'}", cwd=tmp_path)
+    assert shifted.returncode == 0, shifted.stderr
+    summary = json.loads((tmp_path / "shift" / "results.json").read_text())["summary"]
+    assert summary["mppi_online"]["success_rate"] > summary["mppi"]["success_rate"]
+    assert summary["mppi"]["plan_ms_median"] is not None and summary["mppi"]["plan_ms_p95"] is not None
