@@ -21,21 +21,16 @@ GUST_TAU), drawn from `self.np_random` once per control step, so episodes are re
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .mujoco_base import MujocoRobotEnv, mujoco
 from .quad_control import CascadedController, CascadeGains, QuadNominal
 from .quad_tasks import Reference, make_task
-
-if "DISPLAY" not in os.environ:  # headless: offscreen rendering through EGL (must precede mujoco)
-    os.environ.setdefault("MUJOCO_GL", "egl")
-import mujoco  # noqa: E402
 
 Vec3 = tuple[float, float, float]
 Quad = tuple[float, float, float, float]
@@ -127,7 +122,7 @@ def euler_zyx(rot: np.ndarray) -> tuple[float, float, float]:
     return roll, pitch, yaw
 
 
-class QuadrotorEnv(gym.Env[np.ndarray, np.ndarray]):
+class QuadrotorEnv(MujocoRobotEnv):
     """Quadrotor; obs [x, y, z, vx, vy, vz, roll, pitch, yaw, p, q, r], action = setpoint.
 
     Position/velocity: world frame (ENU) at the centre of mass; roll, pitch, yaw: ZYX Euler angles;
@@ -305,10 +300,6 @@ class QuadrotorEnv(gym.Env[np.ndarray, np.ndarray]):
                 impact = True
         return impact
 
-    def _rotation(self) -> np.ndarray:
-        rot = np.empty(9)
-        mujoco.mju_quat2Mat(rot, self.data.qpos[3:7])
-        return rot.reshape(3, 3)
 
     def _crashed_now(self, obs: np.ndarray) -> bool:
         tilt = math.acos(max(-1.0, min(1.0, self._rotation()[2, 2])))
@@ -320,15 +311,4 @@ class QuadrotorEnv(gym.Env[np.ndarray, np.ndarray]):
         roll, pitch, yaw = euler_zyx(self._rotation())
         return np.concatenate([d.qpos[0:3], d.qvel[0:3], (roll, pitch, yaw), d.qvel[3:6]])
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, height=480, width=640)
-        self._renderer.update_scene(self.data, camera=self.camera)
-        return self._renderer.render()
 
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None

@@ -11,18 +11,14 @@ or mismatched wheels, a weak motor, the AFM gain intervention) is a `UGVParams` 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-if "DISPLAY" not in os.environ:  # headless: offscreen rendering through EGL (must precede mujoco)
-    os.environ.setdefault("MUJOCO_GL", "egl")
-import mujoco  # noqa: E402
+from .mujoco_base import MujocoRobotEnv, mujoco
 
 Pair = tuple[float, float]
 
@@ -107,7 +103,7 @@ def _wrap(angle: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-class UGVEnv(gym.Env[np.ndarray, np.ndarray]):
+class UGVEnv(MujocoRobotEnv):
     """Differential-drive robot; obs [x, y, yaw, v_forward, v_lateral, yaw_rate], action (v, w).
 
     Velocities are in the robot's planar (yaw-aligned) frame at the axle midpoint, where a
@@ -266,10 +262,6 @@ class UGVEnv(gym.Env[np.ndarray, np.ndarray]):
         lim = self.nominal.max_wheel_speed
         return speeds * (lim / peak) if peak > lim else speeds
 
-    def _rotation(self) -> np.ndarray:
-        mat = np.empty(9)
-        mujoco.mju_quat2Mat(mat, self.data.qpos[3:7])
-        return mat.reshape(3, 3)
 
     def _obs(self) -> np.ndarray:
         q, qd = self.data.qpos, self.data.qvel
@@ -286,15 +278,4 @@ class UGVEnv(gym.Env[np.ndarray, np.ndarray]):
         roll = math.atan2(rot[2, 1], rot[2, 2])
         return abs(roll) > FLIP_ANGLE or abs(pitch) > FLIP_ANGLE
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, height=480, width=640)
-        self._renderer.update_scene(self.data, camera=self.camera)
-        return self._renderer.render()
 
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
