@@ -4,3 +4,4 @@ from gymnasium.envs.registration import register
 
 register(id="robocl/UGV-v0", entry_point="robocl_envs.ugv:UGVEnv")
 register(id="robocl/Quadrotor-v0", entry_point="robocl_envs.quadrotor:QuadrotorEnv")
+register(id="robocl/Cabinet-v0", entry_point="robocl_envs.articulated:CabinetEnv")
