@@ -1,0 +1,324 @@
+"""PointNet++-style part-level drag predictor with a multi-scale drag embedding (plain PyTorch).
+
+Input: a point cloud (B,N,3) in FPS order with colours (B,N,3), and one drag per cloud (start
+point and vector, (B,3) each). Set abstraction (SA) level l takes the first n_l points as centres
+(the FPS prefix property, so no sampling at run time), groups k nearest neighbours within radius
+r_l (torch.cdist + topk) and max-pools a shared MLP. Feature propagation (FP) interpolates back
+to every point (3-NN inverse distance, a sparse matrix product) with skip connections. Neighbour
+indices depend on the cloud only (and not on a rotation or shift of it), so training caches them
+per cloud and a planner computes them once for all the drags it tries on one cloud.
+
+Multi-scale drag embedding (the point-cloud analogue of PartRM's per-resolution injection): the
+drag's start and vector are Fourier-encoded; one small MLP per level (input points and every SA
+level) maps the code to that level's width, and the result is *added* to the level's features
+weighted by exp(-|c - start|^2 / 2 sigma_l^2), sigma_l growing with the level's radius: the drag
+conditions local features around the grasp and, coarser, the whole object. `multiscale=False`
+(the ablation) adds one global drag embedding to the coarsest level only.
+
+Heads. Per point (from its features and the features at the drag point): a moving-part logit and
+a 3-D flow. Per drag (features at the drag point, global feature, drag code): joint type
+(prismatic / revolute), axis, pivot (a point on a hinge line) and the feasible range of motion.
+`decoder="kinematic"` (default) turns the joint estimate into per-point displacement: the drag
+is projected on the joint's motion (translation along the axis, or the rotation about the hinge
+line that brings the grasped point nearest the drag's end), clamped to the predicted range,
+applied to every point and gated by its moving probability, so a part moves rigidly.
+`decoder="flow"` uses the flow head instead (free-form per-point motion, as in PartRM).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Level:
+    centers: int
+    k: int
+    radius: float  # m, ball-query radius
+    width: int  # output feature width
+    sigma: float  # m, locality of this level's drag injection
+
+
+@dataclass(frozen=True)
+class DragModelConfig:
+    """Architecture of the drag predictor (kept small enough for < 20 ms on two CPU cores)."""
+
+    point_width: int = 32
+    point_sigma: float = 0.05
+    levels: tuple[Level, ...] = field(default=(
+        Level(512, 16, 0.08, 64, 0.08),
+        Level(128, 16, 0.2, 128, 0.2),
+        Level(32, 16, 0.5, 256, 0.5),
+    ))
+    fp_width: int = 128
+    out_width: int = 64
+    fourier: int = 6
+    drag_hidden: int = 64
+    multiscale: bool = True
+    decoder: str = "kinematic"  # "kinematic" | "flow"
+    flow_scale: float = 0.1  # m per unit of the raw flow output
+
+
+def mlp(dims: list[int], last_act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2 or last_act:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def fourier_features(x: Tensor, n_freq: int) -> Tensor:
+    """[x, sin(2^i pi x), cos(2^i pi x)] for i < n_freq (coordinates in metres)."""
+    freqs = (2.0 ** torch.arange(n_freq, dtype=x.dtype, device=x.device)) * math.pi
+    xf = (x[..., None] * freqs).flatten(-2)
+    return torch.cat([x, torch.sin(xf), torch.cos(xf)], dim=-1)
+
+
+def knn(query: Tensor, ref: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Distances and indices (B,M,k) of the k nearest `ref` points (B,R,3) to each query (B,M,3)."""
+    d = torch.cdist(query, ref)
+    return d.topk(k, dim=-1, largest=False)
+
+
+def gather(x: Tensor, idx: Tensor) -> Tensor:
+    """x (B,R,C) at idx (B,M,k) -> (B,M,k,C); an idx of batch 1 is shared by all B."""
+    b, m, k = x.shape[0], idx.shape[1], idx.shape[2]
+    flat = idx.reshape(idx.shape[0], m * k, 1).expand(b, -1, x.shape[-1])
+    return x.gather(1, flat).view(b, m, k, x.shape[-1])
+
+
+def rotate(v: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
+    """Rodrigues: rotate vectors v (B,N,3) about unit axes (B,3) by angles (B,)."""
+    a = axis[:, None]
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    return v * c + torch.cross(a.expand_as(v), v, dim=-1) * s + a * (v * a).sum(-1, keepdim=True) * (1 - c)
+
+
+@dataclass
+class Neighbors:
+    """Cloud-only index structure: grouping per SA level, 3-NN interpolation per FP step."""
+
+    group_idx: list[Tensor]  # per SA level: (B, n_l, k) into the previous level
+    up_idx: list[Tensor]  # per SA level l: (B, n_{l-1}, 3) nearest level-l centres
+    up_w: list[Tensor]  # per SA level l: (B, n_{l-1}, 3) inverse-distance weights
+
+    def select(self, rows: Tensor) -> Neighbors:
+        return Neighbors([t[rows] for t in self.group_idx], [t[rows] for t in self.up_idx],
+                         [t[rows] for t in self.up_w])
+
+
+@dataclass
+class Geometry:
+    """What the network needs from a cloud besides colours (reusable across drags on one cloud)."""
+
+    xyz: list[Tensor]  # per level: (G, n_l, 3) centred coordinates; level 0 = all points
+    group_idx: list[Tensor]
+    group_rel: list[Tensor]  # per SA level: (G, n_l, k, 3), offsets / radius
+    interp: list[Tensor]  # per SA level l: sparse CSR (G*n_{l-1}, G*n_l)
+
+
+class SetAbstraction(nn.Module):
+    """Grouped shared MLP + max-pool. The first layer is split into a feature part (applied before
+    gathering: R rows instead of M*k) and an offset part (cloud-only, broadcast over drags)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        hidden = c_out // 2
+        self.lin_feat = nn.Linear(c_in, hidden)
+        self.lin_rel = nn.Linear(3, hidden, bias=False)
+        self.rest = mlp([hidden, c_out])
+
+    def forward(self, feat: Tensor, idx: Tensor, rel: Tensor) -> Tensor:
+        h = gather(self.lin_feat(feat), idx) + self.lin_rel(rel)
+        return self.rest(torch.relu(h)).max(dim=2).values
+
+
+def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
+    """Apply a sparse (G*n, G*m) interpolation to features x (B,m,C); G is B or 1 (shared cloud)."""
+    b, m, c = x.shape
+    groups = matrix.shape[1] // m
+    n = matrix.shape[0] // groups
+    if groups == b:
+        return (matrix @ x.reshape(b * m, c)).view(b, n, c)
+    out = matrix @ x.permute(1, 0, 2).reshape(m, b * c)  # one cloud, many drags
+    return out.view(n, b, c).permute(1, 0, 2)
+
+
+class FeaturePropagation(nn.Module):
+    """3-NN interpolation of coarse features + skip features -> MLP; the coarse side of the first
+    layer is applied before interpolating (fewer rows)."""
+
+    def __init__(self, c_up: int, c_skip: int, c_out: int) -> None:
+        super().__init__()
+        self.lin_up = nn.Linear(c_up, c_out)
+        self.lin_skip = nn.Linear(c_skip, c_out, bias=False)
+        self.rest = mlp([c_out, c_out])
+
+    def forward(self, up: Tensor, skip: Tensor, matrix: Tensor) -> Tensor:
+        return self.rest(torch.relu(interpolate(matrix, self.lin_up(up)) + self.lin_skip(skip)))
+
+
+@dataclass
+class DragOutput:
+    displacement: Tensor  # (B,N,3) m
+    moving_logit: Tensor  # (B,N)
+    joint_logit: Tensor  # (B,2) prismatic, revolute
+    axis: Tensor  # (B,3) unit
+    pivot: Tensor  # (B,3) world frame, a point on the hinge line (revolute)
+    amount: Tensor  # (B,2) joint displacement if prismatic (m) / revolute (rad)
+    motion: Tensor  # (B,N,3) ungated displacement: how each point moves if its part moves (m)
+
+    def moving(self, threshold: float = 0.5) -> Tensor:
+        return torch.sigmoid(self.moving_logit) > threshold
+
+    def joint_type(self) -> Tensor:
+        return self.joint_logit.argmax(dim=-1)
+
+
+class DragPredictor(nn.Module):
+    """Predicts what a drag does to an articulated object, per point and per joint."""
+
+    def __init__(self, cfg: DragModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DragModelConfig()
+        if cfg.decoder not in ("kinematic", "flow"):
+            raise ValueError(f"decoder={cfg.decoder!r}: expected 'kinematic' or 'flow'")
+        code = 2 * (3 + 6 * cfg.fourier) + 1
+        widths = [cfg.point_width] + [lv.width for lv in cfg.levels]
+        self.point_mlp = mlp([6, cfg.point_width, cfg.point_width])
+        self.sa = nn.ModuleList(SetAbstraction(widths[i], widths[i + 1]) for i in range(len(cfg.levels)))
+        inject_widths = widths if cfg.multiscale else widths[-1:]
+        self.drag_mlps = nn.ModuleList(mlp([code, cfg.drag_hidden, w], last_act=False) for w in inject_widths)
+        fp: list[nn.Module] = []
+        up = widths[-1]
+        for i in range(len(cfg.levels), 0, -1):
+            out = cfg.out_width if i == 1 else cfg.fp_width
+            fp.append(FeaturePropagation(up, widths[i - 1], out))
+            up = out
+        self.fp = nn.ModuleList(fp)
+        ow = cfg.out_width
+        self.query = nn.Linear(ow, ow, bias=False)  # features at the drag point, for every point
+        self.point_head = mlp([ow, ow, 4], last_act=False)
+        # type (2), axis (3), pivot offset (3), range (4: -lo, hi for prismatic then revolute)
+        self.joint_head = mlp([ow + widths[-1] + code, 128, 12], last_act=False)
+        self.sigmas = [cfg.point_sigma] + [lv.sigma for lv in cfg.levels]
+
+    # -- geometry
+    @torch.no_grad()
+    def neighbors(self, xyz: Tensor) -> Neighbors:
+        """Grouping and interpolation indices of clouds (B,N,3) in FPS order."""
+        levels = [xyz]
+        gidx, uidx, uw = [], [], []
+        for lv in self.cfg.levels:
+            prev = levels[-1]
+            centers = prev[:, : lv.centers]
+            dist, idx = knn(centers, prev, lv.k)
+            gidx.append(torch.where(dist > lv.radius, idx[..., :1], idx))  # ball query: pad with the nearest
+            d_up, i_up = knn(prev, centers, 3)
+            w = 1.0 / (d_up + 1e-8)
+            uidx.append(i_up)
+            uw.append(w / w.sum(dim=-1, keepdim=True))
+            levels.append(centers)
+        return Neighbors(gidx, uidx, uw)
+
+    def geometry(self, xyz: Tensor, nb: Neighbors | None = None) -> Geometry:
+        """Geometry of centred clouds (G,N,3), from cached neighbours when given."""
+        nb = nb if nb is not None else self.neighbors(xyz)
+        g = xyz.shape[0]
+        levels, rel, interp = [xyz], [], []
+        for lv, idx, ui, uw in zip(self.cfg.levels, nb.group_idx, nb.up_idx, nb.up_w):
+            prev = levels[-1]
+            centers = prev[:, : lv.centers]
+            rel.append((gather(prev, idx) - centers[:, :, None]) / lv.radius)
+            n, m = prev.shape[1], lv.centers
+            cols = (ui + torch.arange(g, device=ui.device)[:, None, None] * m).reshape(-1)
+            crow = torch.arange(0, 3 * g * n + 1, 3, device=ui.device)
+            interp.append(torch.sparse_csr_tensor(crow, cols, uw.reshape(-1).to(xyz.dtype), (g * n, g * m)))
+            levels.append(centers)
+        return Geometry(levels, list(nb.group_idx), rel, interp)
+
+    def _inject(self, feat: Tensor, xyz: Tensor, start: Tensor, emb: Tensor, sigma: float | None) -> Tensor:
+        if sigma is None:
+            return feat + emb[:, None]
+        w = torch.exp(-(xyz - start[:, None]).pow(2).sum(-1) / (2 * sigma * sigma))
+        return feat + w[..., None] * emb[:, None]
+
+    def forward(self, points: Tensor, colors: Tensor, start: Tensor, vec: Tensor,
+                neighbors: Neighbors | None = None, geometry: Geometry | None = None) -> DragOutput:
+        """points/colors (B,N,3), or (1,N,3) for B drags on one cloud; drags (B,3) in metres."""
+        b = start.shape[0]
+        center = points.mean(dim=1)
+        xyz = points - center[:, None]
+        geo = geometry if geometry is not None else self.geometry(xyz, neighbors)
+        center_b = center.expand(b, 3)
+        s = start - center_b
+        code = torch.cat([fourier_features(s, self.cfg.fourier), fourier_features(vec, self.cfg.fourier),
+                          vec.norm(dim=-1, keepdim=True)], dim=-1)
+        f = self.point_mlp(torch.cat([xyz, colors], dim=-1))
+        if f.shape[0] != b:
+            f = f.expand(b, *f.shape[1:])
+        ms = self.cfg.multiscale
+        if ms:
+            f = self._inject(f, geo.xyz[0], s, self.drag_mlps[0](code), self.sigmas[0])
+        feats = [f]
+        n_levels = len(self.cfg.levels)
+        for i, sa in enumerate(self.sa):
+            h = sa(feats[-1], geo.group_idx[i], geo.group_rel[i])
+            if ms:
+                h = self._inject(h, geo.xyz[i + 1], s, self.drag_mlps[i + 1](code), self.sigmas[i + 1])
+            elif i == n_levels - 1:
+                h = self._inject(h, geo.xyz[i + 1], s, self.drag_mlps[0](code), None)
+            feats.append(h)
+        glob = feats[-1].max(dim=1).values
+        up = feats[-1]
+        for j, fp in enumerate(self.fp):
+            lvl = n_levels - j  # level lvl -> lvl-1
+            up = fp(up, feats[lvl - 1], geo.interp[lvl - 1])
+        # features at the drag point: a sharp distance softmax over the points
+        w = torch.softmax(-(geo.xyz[0] - s[:, None]).pow(2).sum(-1) / (2 * 0.02**2), dim=1)
+        at_drag = (w[..., None] * up).sum(dim=1)
+        out = self.point_head(torch.relu(up + self.query(at_drag)[:, None]))
+        logit = out[..., 3]
+        gate = torch.sigmoid(logit)[..., None]
+        j = self.joint_head(torch.cat([at_drag, glob, code], dim=-1))
+        axis = j[:, 2:5] / j[:, 2:5].norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        pivot = s + 0.5 * j[:, 5:8]
+        amount = self._amounts(s, vec, axis, pivot, j[:, 8:12])
+        if self.cfg.decoder == "kinematic":
+            p = torch.softmax(j[:, :2], dim=-1)
+            slide = axis[:, None] * amount[:, 0, None, None]
+            r = geo.xyz[0] - pivot[:, None]
+            turn = rotate(r, axis, amount[:, 1]) - r
+            motion = p[:, 0, None, None] * slide + p[:, 1, None, None] * turn
+        else:
+            motion = out[..., :3] * self.cfg.flow_scale
+        return DragOutput(gate * motion, logit, j[:, :2], axis, pivot + center_b, amount, motion)
+
+    @staticmethod
+    def _amounts(s: Tensor, vec: Tensor, axis: Tensor, pivot: Tensor, bounds: Tensor) -> Tensor:
+        """Joint displacement the drag causes if prismatic / revolute, within the predicted range."""
+        lim = F.softplus(bounds)
+        slide = (vec * axis).sum(-1)
+        r0 = s - pivot
+        r1 = r0 + vec
+        r0 = r0 - (r0 * axis).sum(-1, keepdim=True) * axis
+        r1 = r1 - (r1 * axis).sum(-1, keepdim=True) * axis
+        sin = (axis * torch.cross(r0, r1, dim=-1)).sum(-1)
+        cos = (r0 * r1).sum(-1)
+        turn = torch.atan2(sin, cos + 1e-9)
+        slide = torch.maximum(torch.minimum(slide, lim[:, 1]), -lim[:, 0])
+        turn = torch.maximum(torch.minimum(turn, lim[:, 3]), -lim[:, 2])
+        return torch.stack([slide, turn], dim=-1)
+
+    @torch.inference_mode()
+    def predict_many(self, points: Tensor, colors: Tensor, starts: Tensor, vecs: Tensor) -> DragOutput:
+        """Many drags (P,3) on one cloud (N,3): the cloud's geometry is computed once."""
+        pts = points[None]
+        geo = self.geometry(pts - pts.mean(dim=1, keepdim=True))
+        return self(pts, colors[None], starts, vecs, geometry=geo)

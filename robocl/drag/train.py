@@ -1,0 +1,188 @@
+"""Two-stage Lightning training of the drag predictor (PartRM: motion first, then parts/geometry).
+
+Stage 1 fits per-point motion (end-point error in cm, and which points move at all). Stage 2 adds
+the part-level terms (moving-part segmentation at full weight, joint type, axis and hinge pivot)
+and refines the whole network at a lower learning rate. A checkpoint is written atomically
+(temp file + os.replace) after every epoch, so an interrupted run leaves a usable model.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from robocl.drag.dataset import DragBatches, DragSplit
+from robocl.drag.model import DragModelConfig, DragOutput, DragPredictor, Level
+from robocl.utils.io import atomic_torch_save
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage1_epochs: int = 8
+    stage2_epochs: int = 4
+    batch_size: int = 16
+    lr: float = 2e-3
+    stage2_lr: float = 7e-4
+    weight_decay: float = 1e-5
+    seg_weight: float = 1.0
+    joint_weight: float = 0.3
+    augment: bool = True
+    seed: int = 0
+    max_batches_per_epoch: int | None = None
+
+
+def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: TrainConfig) -> dict[str, Tensor]:
+    """Loss terms; `loss` is what the optimizer sees for `stage`.
+
+    Stage 1 (motion): end-point error of the displacement over all points and over the moving
+    points, the ungated motion on the moving points, and whether each point moves at all (without
+    that term the gate collapses to "nothing moves" early on: measured). Stage 2 (parts and
+    joints): the moving-part segmentation at full weight plus joint type, axis and pivot.
+    """
+    moving = batch["moving"]
+    n_mov = moving.sum().clamp_min(1)
+
+    def epe_cm(pred: Tensor) -> Tensor:
+        return ((pred - batch["displacement"]).pow(2).sum(-1) + 1e-10).sqrt() * 100.0
+
+    err = epe_cm(out.displacement)
+    epe_all = err.mean()
+    epe_moving = (err * moving).sum() / n_mov
+    motion = (epe_cm(out.motion) * moving).sum() / n_mov
+    seg = F.binary_cross_entropy_with_logits(out.moving_logit, moving.float(), pos_weight=torch.tensor(3.0))
+    terms = {"epe_cm": epe_all, "epe_moving_cm": epe_moving, "motion_cm": motion, "seg": seg}
+    loss = epe_all + epe_moving + 0.5 * motion + cfg.seg_weight * (1.0 if stage == 1 else 10.0) * seg
+    if stage >= 2:
+        has = batch["joint_type"] >= 0
+        zero = torch.zeros(())
+        jt = F.cross_entropy(out.joint_logit[has], batch["joint_type"][has]) if has.any() else zero
+        ax = (1 - (out.axis[has] * batch["axis"][has]).sum(-1).abs()).mean() if has.any() else zero
+        rev = batch["joint_type"] == 1
+        if rev.any():
+            off = out.pivot[rev] - batch["origin"][rev]
+            a = batch["axis"][rev]
+            pv = (off - (off * a).sum(-1, keepdim=True) * a).norm(dim=-1).mean() * 10.0  # dm to the hinge line
+        else:
+            pv = zero
+        terms.update(joint_type=jt, axis=ax, pivot=pv)
+        loss = loss + cfg.joint_weight * 10.0 * (jt + ax + pv)
+    terms["loss"] = loss
+    return terms
+
+
+def run_model(model: DragPredictor, batch: dict[str, Tensor]) -> DragOutput:
+    return model(batch["points"], batch["colors"], batch["start"], batch["vec"], neighbors=batch.get("neighbors"))
+
+
+class DragModule(pl.LightningModule):
+    """Lightning wrapper: one stage at a time; the plain nn.Module stays usable without Lightning."""
+
+    def __init__(self, model: DragPredictor, cfg: TrainConfig, stage: int, lr: float, total_steps: int) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.stage = stage
+        self.lr = lr
+        self.total_steps = max(total_steps, 1)
+        self.epoch_losses: list[dict[str, float]] = []
+        self._acc: dict[str, list[float]] = {}
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        terms = drag_losses(run_model(self.model, batch), batch, self.stage, self.cfg)
+        for k, v in terms.items():
+            self._acc.setdefault(k, []).append(float(v.detach()))
+        self.log("loss", terms["loss"], prog_bar=True, on_step=True, on_epoch=False)
+        return terms["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_losses.append({k: sum(v) / len(v) for k, v in self._acc.items()} | {"stage": self.stage})
+        self._acc = {}
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.total_steps,
+                                                    pct_start=0.1 if self.stage == 1 else 0.05)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class AtomicCheckpoint(pl.Callback):
+    """After every epoch: model weights, architecture and history, written atomically."""
+
+    def __init__(self, path: Path, history: list[dict[str, float]], extra: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.history = history
+        self.extra = extra
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
+        save_checkpoint(self.path, module.model, self.history + module.epoch_losses, self.extra)
+
+
+class EpochProgress(pl.Callback):
+    def __init__(self, callback: Callable[[int, dict[str, float]], None]) -> None:
+        self.callback = callback
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
+        if module.epoch_losses:
+            self.callback(module.stage, module.epoch_losses[-1])
+
+
+def save_checkpoint(path: Path, model: DragPredictor, history: list[dict[str, float]],
+                    extra: dict[str, Any] | None = None) -> Path:
+    payload = {"model": model.state_dict(), "config": asdict(model.cfg), "history": history, **(extra or {})}
+    return atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: Path) -> tuple[DragPredictor, dict[str, Any]]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = dict(state["config"])
+    cfg["levels"] = tuple(Level(**lv) if isinstance(lv, dict) else Level(*lv) for lv in cfg["levels"])
+    model = DragPredictor(DragModelConfig(**cfg))
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, checkpoint: Path | None = None,
+                    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                    progress_bar: bool = False) -> list[dict[str, float]]:
+    """Stage 1 (motion) then stage 2 (+ segmentation and joint heads); returns per-epoch losses."""
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    if data.neighbors is None:
+        data.attach_neighbors(model)
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ds = DragBatches(data, augment=cfg.augment)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=ds.collate, drop_last=len(ds) >
+                        cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))
+    per_epoch = len(loader) if cfg.max_batches_per_epoch is None else min(len(loader), cfg.max_batches_per_epoch)
+    history: list[dict[str, float]] = []
+    model.train()
+    for stage, epochs, lr in ((1, cfg.stage1_epochs, cfg.lr), (2, cfg.stage2_epochs, cfg.stage2_lr)):
+        if epochs <= 0:
+            continue
+        module = DragModule(model, cfg, stage, lr, total_steps=epochs * per_epoch)
+        callbacks: list[pl.Callback] = []
+        if checkpoint is not None:
+            callbacks.append(AtomicCheckpoint(checkpoint, history, {"train": asdict(cfg)}))
+        if on_epoch is not None:
+            callbacks.append(EpochProgress(on_epoch))
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=progress_bar, enable_model_summary=False,
+                             num_sanity_val_steps=0, limit_train_batches=per_epoch, callbacks=callbacks)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(module, loader)
+        history += module.epoch_losses
+    model.eval()
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, model, history, {"train": asdict(cfg), "complete": True})
+    return history
