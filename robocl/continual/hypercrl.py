@@ -91,8 +91,13 @@ class HyperCRL(TrainableStrategy):
             self.learned_embeddings.append(self.model.current_task)
 
     @torch.no_grad()
-    def infer_embedding(self, data: Transitions, allow_new: bool) -> int:
-        """The learned embedding that predicts `data` best, or a new one if none is good enough."""
+    def infer_embedding(self, data: Transitions, allow_new: bool, warm_start: bool = False) -> int:
+        """The learned embedding that predicts `data` best, or a new one if none is good enough.
+
+        A new embedding starts random (offline: the regularizer then separates tasks easily) or,
+        with `warm_start` (online, where the first steps must already predict well), as a copy
+        of the best one.
+        """
         sample = data[: self.inference_samples]
         if not self.learned_embeddings:
             return self.model.current_task
@@ -100,7 +105,7 @@ class HyperCRL(TrainableStrategy):
         best = int(torch.argmin(errors))
         if float(errors[best]) <= self.inference_threshold or not allow_new:
             return self.learned_embeddings[best]
-        return self.model.add_task(init_from=self.learned_embeddings[best])
+        return self.model.add_task(init_from=self.learned_embeddings[best] if warm_start else None)
 
     def select_for_eval(self, task_id: int, data: Transitions | None = None) -> None:
         """Known ids: the task's embedding (an unseen task gets the latest one); else inferred."""
@@ -123,9 +128,10 @@ class HyperCRL(TrainableStrategy):
         """Online task inference: switch to the best known embedding or grow a new one."""
         if self.model.current_task not in self.learned_embeddings:
             self.learned_embeddings.append(self.model.current_task)
-        window = self._buffer_data()[-(self.detector.window if self.detector else 10):]
-        emb = self.infer_embedding(window, allow_new=True)
-        self.buffer.clear()
+        trigger = self.detector.trigger if self.detector is not None else None
+        window = trigger if trigger is not None and len(trigger) else self._buffer_data()[-10:]
+        emb = self.infer_embedding(window, allow_new=True, warm_start=True)
+        self._restart_window()
         self.task_id += 1
         self.task_map[self.task_id] = emb
         self._use_embedding(emb)

@@ -140,10 +140,10 @@ class TrainableStrategy(ContinualStrategy):
         return self._online_opt
 
     def observe(self, transition: Transitions) -> None:
+        self.buffer.add(transition)
         if self.detector is not None and normalizers_fitted(self.model):
             if self.detector.update(self.model, transition):
                 self.on_regime_change()
-        self.buffer.add(transition)
         cfg = self.train_cfg
         if self.buffer.size < cfg.warmup or cfg.steps_per_transition < 1:
             return
@@ -162,10 +162,16 @@ class TrainableStrategy(ContinualStrategy):
         self.model.eval()
 
     def on_regime_change(self) -> None:
-        """Task inference for single-head strategies: consolidate the old regime, start a new task."""
+        """Task inference for single-head strategies: consolidate the old regime, start a new task
+        whose online window holds only the transitions that triggered the switch."""
         self.end_task()
-        self.buffer.clear()
+        self._restart_window()
         self.begin_task(self.task_id + 1)
+
+    def _restart_window(self) -> None:
+        self.buffer.clear()
+        if self.detector is not None and self.detector.trigger is not None:
+            self.buffer.add(self.detector.trigger)
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -156,7 +156,7 @@ class HyperNetwork(DynamicsModel):
         target = self.target_norm.normalize(self.codec.targets(batch.states, batch.next_states))
         weights = self.weights(task_id)
         mean, logvar = gaussian_mlp_forward(inputs, weights)
-        return gaussian_nll(mean, logvar, target, weights)
+        return gaussian_nll(mean, logvar, target)
 
     def loss(self, batch: Transitions) -> Tensor:
         """NLL of the current task (the old-task regularizer belongs to the strategy)."""

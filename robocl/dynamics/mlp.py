@@ -21,14 +21,17 @@ from robocl.robots.codec import StateCodec
 
 MAX_LOGVAR = 0.5
 MIN_LOGVAR = -10.0
+NLL_BETA = 1.0
 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """Shapes of a Gaussian MLP: per layer W (in, out), b (out,), then max/min log-variance (D,).
+    """Shapes of a Gaussian MLP: per layer W (in, out) and b (out,).
 
-    The head outputs 2*D values (mean, raw log-variance); log-variance bounds are
-    soft-clamped as in Chua et al. 2018.
+    The head outputs 2*D values (mean, raw log-variance); the log-variance is soft-clamped to
+    the fixed range [MIN_LOGVAR, MAX_LOGVAR]. The bounds are constants, not learned as in
+    Chua et al. 2018: with learned bounds the bound regularizer can run them past each other
+    (the loss then has no floor), which a hypernetwork that generates them does within a task.
     """
 
     in_dim: int
@@ -46,7 +49,7 @@ class TargetSpec:
         out: list[tuple[int, ...]] = []
         for a, b in self.layer_dims:
             out += [(a, b), (b,)]
-        return out + [(self.target_dim,), (self.target_dim,)]
+        return out
 
     @property
     def numel(self) -> int:
@@ -55,17 +58,13 @@ class TargetSpec:
     def init_offset_scale(self) -> tuple[Tensor, Tensor]:
         """Per-element (offset, scale) so that offset + scale * N(0, 1) is a sensible initialization.
 
-        Weights and biases get std 1/sqrt(3 fan_in) (PyTorch's default uniform init has that
-        std); log-variance bounds start at their usual values and move slowly.
+        Weights and biases get std 1/sqrt(3 fan_in) (PyTorch's default uniform init has that std).
         """
         offsets, scales = [], []
         for a, b in self.layer_dims:
             std = 1.0 / math.sqrt(3 * a)
             offsets += [torch.zeros(a * b), torch.zeros(b)]
             scales += [torch.full((a * b,), std), torch.full((b,), std)]
-        d = self.target_dim
-        offsets += [torch.full((d,), MAX_LOGVAR), torch.full((d,), MIN_LOGVAR)]
-        scales += [torch.full((d,), 0.1), torch.full((d,), 0.1)]
         return torch.cat(offsets), torch.cat(scales)
 
     def split(self, flat: Tensor) -> list[Tensor]:
@@ -74,21 +73,21 @@ class TargetSpec:
         return [p.view(s) for p, s in zip(parts, self.shapes)]
 
 
-def _bound_logvar(raw: Tensor, max_logvar: Tensor, min_logvar: Tensor) -> Tensor:
-    logvar = max_logvar - F.softplus(max_logvar - raw)
-    return min_logvar + F.softplus(logvar - min_logvar)
+def _bound_logvar(raw: Tensor) -> Tensor:
+    logvar = MAX_LOGVAR - F.softplus(MAX_LOGVAR - raw)
+    return MIN_LOGVAR + F.softplus(logvar - MIN_LOGVAR)
 
 
 def gaussian_mlp_forward(x: Tensor, weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     """(mean, bounded log-variance) of a Gaussian MLP given its weight list (see TargetSpec)."""
-    *layers, max_logvar, min_logvar = weights
+    layers = weights
     n = len(layers) // 2
     for i in range(n - 1):
         x = F.silu(torch.addmm(layers[2 * i + 1], x, layers[2 * i]) if x.dim() == 2
                    else x @ layers[2 * i] + layers[2 * i + 1])
     out = x @ layers[-2] + layers[-1]
     mean, raw = out.chunk(2, dim=-1)
-    return mean, _bound_logvar(raw, max_logvar, min_logvar)
+    return mean, _bound_logvar(raw)
 
 
 def gaussian_mlp_mean(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
@@ -96,7 +95,7 @@ def gaussian_mlp_mean(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
 
     x must be 2-D (B, in) and grad must be off.
     """
-    layers = weights[:-2]
+    layers = weights
     n = len(layers) // 2
     for i in range(n - 1):
         x = F.silu(torch.addmm(layers[2 * i + 1], x, layers[2 * i]), inplace=True)
@@ -105,10 +104,19 @@ def gaussian_mlp_mean(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     return torch.addmm(b[:t], x, w[:, :t])
 
 
-def gaussian_nll(mean: Tensor, logvar: Tensor, target: Tensor, weights: Sequence[Tensor]) -> Tensor:
-    """Gaussian NLL (normalized target space) plus the small log-variance bound regularizer."""
-    nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
-    return nll + 0.01 * (weights[-2].sum() - weights[-1].sum())
+def gaussian_nll(mean: Tensor, logvar: Tensor, target: Tensor, beta: float = NLL_BETA) -> Tensor:
+    """beta-NLL (Seitzer et al. 2022) in normalized target space.
+
+    Each sample's Gaussian NLL is weighted by stop_grad(var)^beta. With beta = 0 this is the
+    plain NLL, whose gradient on the mean is scaled by the precision: after one task the model
+    is confident, and a new task's large errors then train the mean very slowly (a continual
+    learner meets exactly that at every task switch). beta = 1 gives the mean an MSE-like
+    gradient while the variance head still learns.
+    """
+    nll = ((mean - target) ** 2) * torch.exp(-logvar) + logvar
+    if beta:
+        nll = nll * torch.exp(beta * logvar).detach()
+    return nll.mean()
 
 
 class GaussianMLP(DynamicsModel):
@@ -139,7 +147,7 @@ class GaussianMLP(DynamicsModel):
         target = self.target_norm.normalize(self.codec.targets(batch.states, batch.next_states))
         weights = list(self.weights)
         mean, logvar = gaussian_mlp_forward(inputs, weights)
-        return gaussian_nll(mean, logvar, target, weights)
+        return gaussian_nll(mean, logvar, target)
 
     @torch.no_grad()
     def step(self, states: Tensor, actions: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 import torch
 from omegaconf import DictConfig
+from torch import Tensor
 
 from robocl.cli.app import UsageError
 from robocl.control import Controller
@@ -94,15 +95,15 @@ class UGVTarget:
 
 
 class GoalTarget:
-    """Manipulation envs with `set_params(Params)`, `goal` tasks and `success(obs)` (pusher, door)."""
+    """Manipulation envs with `set_params`, `explore`, and goal episodes reporting info["success"]."""
 
-    def __init__(self, cfg: DictConfig, module: str, params_cls: str, cost_cls: str) -> None:
+    def __init__(self, cfg: DictConfig, module: str, params_cls: str, cost_cls: type) -> None:
         import importlib
 
         self.cfg = cfg
         self.mod = importlib.import_module(module)
         self.params_cls = getattr(self.mod, params_cls)
-        self.cost_cls = getattr(self.mod, cost_cls)
+        self.cost_cls = cost_cls
 
     def make_env(self) -> gym.Env:
         return gym.make(str(self.cfg.robot.env_id)).unwrapped
@@ -144,12 +145,75 @@ def make_target(cfg: DictConfig) -> CLTarget:
     if kind == "ugv":
         return UGVTarget(cfg)
     if kind == "pusher":
-        return GoalTarget(cfg, "robocl_envs.pusher", "PusherParams", "PushCost")
+        return GoalTarget(cfg, "robocl_envs.pusher", "PusherParams", PushCost)
     if kind == "door":
-        return GoalTarget(cfg, "robocl_envs.door", "DoorParams", "DoorCost")
+        return GoalTarget(cfg, "robocl_envs.door", "DoorParams", DoorCost)
     raise UsageError(f"cl.target={kind!r}: no such continual target; accepted: ugv, pusher, door")
 
 
+# ---- manipulation: codecs and planner costs --------------------------------------------------------
+class PushCodec(DeltaCodec):
+    """Pusher state [finger xy, finger v, puck xy, puck v]: features drop the absolute position
+    (the puck relative to the finger and both velocities); targets are plain deltas."""
+
+    def __init__(self) -> None:
+        super().__init__(8, 2)
+        self.feature_dim = 6
+
+    def features(self, state: Tensor) -> Tensor:
+        return torch.cat([state[..., 4:6] - state[..., 0:2], state[..., 2:4], state[..., 6:8]], dim=-1)
+
+
+def push_codec(robot_cfg: DictConfig) -> PushCodec:
+    """Codec factory (`robot.codec_factory`) for the pusher."""
+    return PushCodec()
+
+
 def delta_codec(robot_cfg: DictConfig) -> DeltaCodec:
-    """Codec factory (`robot.codec_factory`) for robots whose model predicts plain state deltas."""
+    """Codec factory for robots whose model sees the whole state and predicts plain deltas (door)."""
     return DeltaCodec(int(robot_cfg.state_dim), int(robot_cfg.action_dim))
+
+
+class PushCost:
+    """Puck-to-goal distance (heavier at the end) plus the finger's distance to the point just
+    behind the puck on the goal line, which is where a push toward the goal starts."""
+
+    def __init__(self, behind: float = 0.055, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
+        self.goal = torch.zeros(2)
+        self.behind = behind
+        self.approach_weight = approach_weight
+        self.terminal_weight = terminal_weight
+
+    def set_goal(self, goal: Tensor) -> None:
+        self.goal = torch.as_tensor(goal, dtype=torch.float32)[:2]
+
+    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
+        finger, puck = states[:, 1:, 0:2], states[:, 1:, 4:6]
+        to_goal = self.goal - puck
+        dist = torch.linalg.vector_norm(to_goal, dim=-1)
+        behind = puck - self.behind * to_goal / dist.clamp_min(1e-6)[..., None]
+        approach = torch.linalg.vector_norm(finger - behind, dim=-1)
+        return dist.sum(1) + self.terminal_weight * dist[:, -1] + self.approach_weight * approach.sum(1)
+
+
+class DoorCost:
+    """How far the leaf is short of the goal angle, plus the finger's distance to a push point on
+    the leaf's -y face (at 60 % of the nominal width: the planner does not know the true size)."""
+
+    def __init__(self, width: float = 0.30, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
+        self.goal = torch.ones(1)
+        self.width = width
+        self.approach_weight = approach_weight
+        self.terminal_weight = terminal_weight
+
+    def set_goal(self, goal: Tensor) -> None:
+        self.goal = torch.as_tensor(goal, dtype=torch.float32).reshape(-1)[:1]
+
+    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
+        angle, finger = states[:, 1:, 4], states[:, 1:, 0:2]
+        short = torch.relu(self.goal[0] - angle)
+        c, s = torch.cos(angle), torch.sin(angle)
+        r = 0.6 * self.width
+        point = torch.stack([r * c + 0.03 * s, r * s - 0.03 * c], dim=-1)
+        approach = torch.linalg.vector_norm(finger - point, dim=-1)
+        return short.sum(1) + self.terminal_weight * short[:, -1] + self.approach_weight * approach.sum(1)

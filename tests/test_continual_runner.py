@@ -1,0 +1,93 @@
+"""`robocl-run experiment=cl_*`: the whole continual comparison end to end, small and real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robocl.cli.app import run_app
+from robocl.cli.run import run_experiment, validate_experiment
+from robocl.eval.results import validate_results
+
+TINY = [
+    "cl.tasks=[{name:nominal,params:{}},{name:reverse,params:{gains:[-1.0,1.0]}}]",
+    "cl.strategies=[finetune,hypercrl]",
+    "+cl.train.epochs=3",
+    "cl.data.episodes=2",
+    "cl.data.steps=50",
+    "cl.data.test_episodes=1",
+    "cl.plan.rows=diag_last",
+    "cl.plan.waypoints=2",
+    "planner.population=100",
+    "cl.timing.reps=5",
+    "cl.eval_every=5",
+    "dynamics.target.hidden_size=32",
+    "runtime.progress=false",
+]
+
+
+def robocl_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("robocl-run")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def run_in_process(*args: str) -> int:
+    """The same entry point as the console script, without paying the interpreter start-up."""
+    return run_app("robocl-run", "", run_experiment, argv=list(args), validate=validate_experiment)
+
+
+def test_cl_ugv_writes_the_comparison(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run_in_process("experiment=cl_ugv", *TINY, f"hydra.run.dir={run_dir}") == 0, capsys.readouterr().err
+    doc = json.loads((run_dir / "results.json").read_text())
+    validate_results(doc)
+    assert doc["experiment"] == "cl_ugv"
+    assert {r["method"] for r in doc["runs"]} == {"finetune", "hypercrl"}
+    for method in ("finetune", "hypercrl"):
+        for key in ("avg_acc", "forgetting", "bwt", "fwt", "min_acc", "wc_acc", "dyn_mse_avg", "plan_success_old"):
+            assert isinstance(doc["summary"][method][key], float), (method, key)
+    detail = doc["continual"]["runs"]["hypercrl/s0"]
+    assert len(detail["dyn_mse"]) == 2 and len(detail["curve_mse"]["task_ends"]) == 2
+    assert detail["memory_floats"][1] - detail["memory_floats"][0] == 8  # one embedding
+    timing = doc["planning_timing"]
+    assert timing["hypernet_ms_median"] > 0 and timing["ratio_median"] > 0
+    md = (run_dir / "continual.md").read_text()
+    assert "| hypercrl |" in md and "Acceptance checks" in md
+    for png in ("heatmap_dyn_mse.png", "heatmap_plan_success.png", "curves_dyn_mse.png"):
+        assert (run_dir / png).stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("override, message", [
+    ("cl.strategies=[finetune,nope]", "cl.strategies: 'nope' has no config"),
+    ("dynamics=ensemble", "need dynamics=hypernet"),
+    ("cl.plan.rows=some", "cl.plan.rows='some'"),
+    ("cl.tasks=[{name:a,params:{payload_kg:-3}}]", "cl.tasks: must be a list of at least 2"),
+    ("cl.tasks=[{name:a,params:{}},{name:b,params:{payload_kg:-3}}]", "cl.tasks[1].params"),
+    ("cl.target=boat", "cl.target='boat'"),
+])
+def test_bad_cl_configs_exit_2_with_one_line(tmp_path, capsys, override, message):
+    code = run_in_process("experiment=cl_ugv", override, f"hydra.run.dir={tmp_path / 'r'}")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # validated before anything is written
+
+
+@pytest.mark.slow
+def test_cl_ugv_acceptance(tmp_path):
+    """The issue's acceptance on the UGV sequence (default config; ~10 min on one core)."""
+    run_dir = tmp_path / "run"
+    proc = robocl_run("experiment=cl_ugv", "runtime.progress=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((run_dir / "results.json").read_text())["summary"]
+    h, f, mt, cs = s["hypercrl"], s["finetune"], s["multitask"], s["coreset"]
+    assert h["dyn_forgetting"] <= 0.2 * f["dyn_forgetting"]
+    assert h["avg_acc"] >= 0.9 * mt["avg_acc"]
+    assert h["plan_success_old"] >= cs["plan_success_old"] - 0.05
+    assert h["memory_growth_per_task"] == 8
