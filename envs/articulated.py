@@ -295,9 +295,11 @@ def cabinet_mjcf(spec: CabinetSpec, cameras: int = 3) -> str:
     """The MJCF of one cabinet scene: floor, cabinet, `cameras` fixed views, a mocap gripper."""
     parts = "".join(_part_body(k, spec, p) for k, p in enumerate(spec.parts, start=1))
     carcass = "".join(_carcass(spec))
+    poses = camera_poses(spec, max(cameras, 4))
+    names = [f"cam{i}" for i in range(cameras)] + ["view"]  # "view": pictures only, not observed
     cams = "".join(
-        f'<camera name="cam{i}" pos="{" ".join(f"{v:.5f}" for v in eye)}" xyaxes="{xy}" fovy="{FOVY}"/>'
-        for i, (eye, xy) in enumerate(camera_poses(spec, cameras)))
+        f'<camera name="{name}" pos="{" ".join(f"{v:.5f}" for v in eye)}" xyaxes="{xy}" fovy="{FOVY}"/>'
+        for name, (eye, xy) in zip(names, poses[:cameras] + [poses[3]]))
     qw, qz = math.cos(spec.yaw / 2), math.sin(spec.yaw / 2)
     px, py = spec.position
     return f"""<mujoco model="cabinet_{spec.category}_{spec.seed}">
@@ -398,6 +400,8 @@ class CabinetEnv(gym.Env[np.ndarray, np.ndarray]):
         self.part_qadr = m.jnt_qposadr[self.part_joint]
         self.part_dof = m.jnt_dofadr[self.part_joint]
         self.geom_label = self._geom_labels()
+        names = [m.geom(g).name for g in range(m.ngeom)]
+        self.geom_handle = np.array([n.endswith("_handle") or "_post" in n for n in names], dtype=bool)
         self.mocap = int(m.body_mocapid[m.body("gripper").id])
         mujoco.mj_forward(m, self.data)
 
@@ -465,6 +469,10 @@ class CabinetEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._views.point_cloud(self.data, self.geom_label, n_points, rng or np.random.default_rng(0),
                                        sampling=sampling)
 
+    def handle_mask(self, cloud: PointCloud) -> np.ndarray:
+        """Which points of `cloud` lie on a handle (bar or posts): where a gripper can grasp."""
+        return self.geom_handle[cloud.geoms]
+
     def part_at(self, point: np.ndarray, radius: float = GRASP_RADIUS) -> int:
         """Label of the object surface at `point` (nearest box geom within `radius`), -1 if none."""
         m, d = self.model, self.data
@@ -522,18 +530,14 @@ class CabinetEnv(gym.Env[np.ndarray, np.ndarray]):
         mujoco.mj_forward(m, d)
 
     # -- pictures
-    def render(self, camera: str = "cam3", show_gripper: bool = True, size: tuple[int, int] = (320, 320)):
-        """An RGB picture (for before/after figures); cam3 is the low front view when present."""
+    def render(self, camera: str = "view", show_gripper: bool = True, size: tuple[int, int] = (320, 320)):
+        """An RGB picture (for before/after figures); "view" is a low front camera nobody observes."""
         if self._viewer is None:
             self._viewer = mujoco.Renderer(self.model, height=size[1], width=size[0])
         opt = mujoco.MjvOption()
         opt.geomgroup[3] = int(show_gripper)
-        cam = camera if camera in self._camera_names() else "cam0"
-        self._viewer.update_scene(self.data, camera=cam, scene_option=opt)
+        self._viewer.update_scene(self.data, camera=camera, scene_option=opt)
         return self._viewer.render()
-
-    def _camera_names(self) -> list[str]:
-        return [self.model.camera(i).name for i in range(self.model.ncam)]
 
     def close(self) -> None:
         for r in (self._views, self._viewer):

@@ -28,11 +28,13 @@ PRE_SAMPLE = 8192  # random pre-subsample before FPS (FPS cost is O(N * pre))
 
 @dataclass
 class PointCloud:
-    """N points: xyz (N,3) float32 world frame, rgb (N,3) uint8, part label (N,) int16."""
+    """N points: xyz (N,3) float32 world frame, rgb (N,3) uint8, part label (N,) int16 and the
+    id of the geom each point lies on (N,) int32 (finer segmentation, e.g. handles)."""
 
     points: np.ndarray
     colors: np.ndarray
     labels: np.ndarray
+    geoms: np.ndarray
 
     def __len__(self) -> int:
         return len(self.points)
@@ -97,17 +99,19 @@ class MultiViewRenderer:
 
     def fused(self, data: mujoco.MjData, geom_label: np.ndarray) -> PointCloud:
         """Every object pixel of every camera, back-projected to the world frame."""
-        pts, cols, labs = [], [], []
+        pts, cols, labs, geoms = [], [], [], []
         for cam in self.cameras:
             rgb, depth, geom = self.render(data, cam)
-            label = np.where(geom >= 0, geom_label[np.clip(geom, 0, None)], -1).reshape(-1)
+            geom = geom.reshape(-1)
+            label = np.where(geom >= 0, geom_label[np.clip(geom, 0, None)], -1)
             keep = label >= 0
             world = backproject(depth, data.cam_xpos[cam], data.cam_xmat[cam], float(self.model.cam_fovy[cam]))
             pts.append(world[keep])
             cols.append(rgb.reshape(-1, 3)[keep])
             labs.append(label[keep])
+            geoms.append(geom[keep])
         return PointCloud(np.concatenate(pts).astype(np.float32), np.concatenate(cols),
-                          np.concatenate(labs).astype(np.int16))
+                          np.concatenate(labs).astype(np.int16), np.concatenate(geoms).astype(np.int32))
 
     def point_cloud(self, data: mujoco.MjData, geom_label: np.ndarray, n_points: int,
                     rng: np.random.Generator, sampling: str = "fps") -> PointCloud:
@@ -124,7 +128,7 @@ class MultiViewRenderer:
             raise ValueError(f"sampling={sampling!r}: expected 'fps' or 'random'")
         if len(idx) < n_points:  # tiny views: repeat points rather than return a short cloud
             idx = np.concatenate([idx, rng.choice(idx, n_points - len(idx))])
-        return PointCloud(full.points[idx], full.colors[idx], full.labels[idx])
+        return PointCloud(full.points[idx], full.colors[idx], full.labels[idx], full.geoms[idx])
 
     def close(self) -> None:
         self.renderer.close()

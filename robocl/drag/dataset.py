@@ -51,7 +51,7 @@ class DragSplit:
         out = {"points": self.points[s], "colors": self.colors[s], "labels": self.labels[s],
                "start": self.start[idx], "vec": self.vec[idx], "displacement": self.displacement[idx],
                "moving": self.moving[idx], "joint_type": self.joint_type[idx], "axis": self.axis[idx],
-               "origin": self.origin[idx], "part": self.part[idx]}
+               "origin": self.origin[idx], "part": self.part[idx], "delta": self.delta[idx]}
         if self.neighbors is not None:
             nb = self.neighbors.select(s)
             out["neighbors"] = Neighbors([t.long() for t in nb.group_idx], [t.long() for t in nb.up_idx], nb.up_w)

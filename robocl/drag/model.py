@@ -15,8 +15,10 @@ weighted by exp(-|c - start|^2 / 2 sigma_l^2), sigma_l growing with the level's 
 conditions local features around the grasp and, coarser, the whole object. `multiscale=False`
 (the ablation) adds one global drag embedding to the coarsest level only.
 
-Heads. Per point (from its features and the features at the drag point): a moving-part logit and
-a 3-D flow. Per drag (features at the drag point, global feature, drag code): joint type
+Heads. Per point (from its features and the features at the drag point): a 3-D flow, whether the
+point is on a movable part, and a vote for its part's centre; a point moves iff it and the drag
+point are on a movable part and their votes agree (`segmentation="vote"`; "free" = a plain logit).
+Per drag (features at the drag point, global feature, drag code): joint type
 (prismatic / revolute), axis, pivot (a point on a hinge line) and the feasible range of motion.
 `decoder="kinematic"` (default) turns the joint estimate into per-point displacement: the drag
 is projected on the joint's motion (translation along the axis, or the rotation about the hinge
@@ -61,15 +63,19 @@ class DragModelConfig:
     drag_hidden: int = 64
     multiscale: bool = True
     decoder: str = "kinematic"  # "kinematic" | "flow"
+    segmentation: str = "vote"  # "vote" | "free"
+    vote_radius: float = 0.06  # m, how close two part-centre votes must be to count as one part
     flow_scale: float = 0.1  # m per unit of the raw flow output
 
 
 def mlp(dims: list[int], last_act: bool = True) -> nn.Sequential:
+    """Linear layers with LayerNorm + ReLU between them (LayerNorm: several times faster convergence
+    than plain ReLU MLPs here, measured on a one-cloud segmentation fit)."""
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         layers.append(nn.Linear(dims[i], dims[i + 1]))
         if i < len(dims) - 2 or last_act:
-            layers.append(nn.ReLU(inplace=True))
+            layers += [nn.LayerNorm(dims[i + 1]), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -132,11 +138,12 @@ class SetAbstraction(nn.Module):
         hidden = c_out // 2
         self.lin_feat = nn.Linear(c_in, hidden)
         self.lin_rel = nn.Linear(3, hidden, bias=False)
+        self.norm = nn.LayerNorm(hidden)
         self.rest = mlp([hidden, c_out])
 
     def forward(self, feat: Tensor, idx: Tensor, rel: Tensor) -> Tensor:
         h = gather(self.lin_feat(feat), idx) + self.lin_rel(rel)
-        return self.rest(torch.relu(h)).max(dim=2).values
+        return self.rest(torch.relu(self.norm(h))).max(dim=2).values
 
 
 def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
@@ -158,10 +165,11 @@ class FeaturePropagation(nn.Module):
         super().__init__()
         self.lin_up = nn.Linear(c_up, c_out)
         self.lin_skip = nn.Linear(c_skip, c_out, bias=False)
+        self.norm = nn.LayerNorm(c_out)
         self.rest = mlp([c_out, c_out])
 
     def forward(self, up: Tensor, skip: Tensor, matrix: Tensor) -> Tensor:
-        return self.rest(torch.relu(interpolate(matrix, self.lin_up(up)) + self.lin_skip(skip)))
+        return self.rest(torch.relu(self.norm(interpolate(matrix, self.lin_up(up)) + self.lin_skip(skip))))
 
 
 @dataclass
@@ -172,10 +180,19 @@ class DragOutput:
     axis: Tensor  # (B,3) unit
     pivot: Tensor  # (B,3) world frame, a point on the hinge line (revolute)
     amount: Tensor  # (B,2) joint displacement if prismatic (m) / revolute (rad)
-    motion: Tensor  # (B,N,3) ungated displacement: how each point moves if its part moves (m)
+    flow_motion: Tensor  # (B,N,3) ungated flow head: how each point moves if its part moves (m)
+    kin_motion: Tensor  # (B,N,3) ungated kinematic decoding of the joint estimate (m)
+    vote: Tensor  # (B,N,3) each point's estimate of its part's centre (world frame)
+    movable_logit: Tensor  # (B,N) is the point on a movable part (whichever is dragged)
 
-    def moving(self, threshold: float = 0.5) -> Tensor:
-        return torch.sigmoid(self.moving_logit) > threshold
+    @property
+    def gate(self) -> Tensor:
+        return torch.sigmoid(self.moving_logit)[..., None]
+
+    def moving(self, threshold: float = 0.5, min_motion: float = 5e-4) -> Tensor:
+        """Points that move: on the dragged part and displaced by more than `min_motion` metres
+        (a drag against a joint limit moves nothing)."""
+        return (torch.sigmoid(self.moving_logit) > threshold) & (self.displacement.norm(dim=-1) > min_motion)
 
     def joint_type(self) -> Tensor:
         return self.joint_logit.argmax(dim=-1)
@@ -204,7 +221,8 @@ class DragPredictor(nn.Module):
         self.fp = nn.ModuleList(fp)
         ow = cfg.out_width
         self.query = nn.Linear(ow, ow, bias=False)  # features at the drag point, for every point
-        self.point_head = mlp([ow, ow, 4], last_act=False)
+        # flow (3), free moving logit (1), on-a-movable-part logit (1), part-centre vote offset (3)
+        self.point_head = mlp([ow, ow, 8], last_act=False)
         # type (2), axis (3), pivot offset (3), range (4: -lo, hi for prismatic then revolute)
         self.joint_head = mlp([ow + widths[-1] + code, 128, 12], last_act=False)
         self.sigmas = [cfg.point_sigma] + [lv.sigma for lv in cfg.levels]
@@ -284,21 +302,36 @@ class DragPredictor(nn.Module):
         w = torch.softmax(-(geo.xyz[0] - s[:, None]).pow(2).sum(-1) / (2 * 0.02**2), dim=1)
         at_drag = (w[..., None] * up).sum(dim=1)
         out = self.point_head(torch.relu(up + self.query(at_drag)[:, None]))
-        logit = out[..., 3]
+        movable = out[..., 4]
+        vote = geo.xyz[0] + 0.3 * out[..., 5:8]
+        if self.cfg.segmentation == "vote":
+            logit = self._membership(vote, movable, w)
+        else:
+            logit = out[..., 3]
         gate = torch.sigmoid(logit)[..., None]
         j = self.joint_head(torch.cat([at_drag, glob, code], dim=-1))
         axis = j[:, 2:5] / j[:, 2:5].norm(dim=-1, keepdim=True).clamp_min(1e-6)
         pivot = s + 0.5 * j[:, 5:8]
         amount = self._amounts(s, vec, axis, pivot, j[:, 8:12])
-        if self.cfg.decoder == "kinematic":
-            p = torch.softmax(j[:, :2], dim=-1)
-            slide = axis[:, None] * amount[:, 0, None, None]
-            r = geo.xyz[0] - pivot[:, None]
-            turn = rotate(r, axis, amount[:, 1]) - r
-            motion = p[:, 0, None, None] * slide + p[:, 1, None, None] * turn
-        else:
-            motion = out[..., :3] * self.cfg.flow_scale
-        return DragOutput(gate * motion, logit, j[:, :2], axis, pivot + center_b, amount, motion)
+        p = torch.softmax(j[:, :2], dim=-1)
+        slide = axis[:, None] * amount[:, 0, None, None]
+        r = geo.xyz[0] - pivot[:, None]
+        turn = rotate(r, axis, amount[:, 1]) - r
+        kin = p[:, 0, None, None] * slide + p[:, 1, None, None] * turn
+        flow = out[..., :3] * self.cfg.flow_scale
+        motion = kin if self.cfg.decoder == "kinematic" else flow
+        return DragOutput(gate * motion, logit, j[:, :2], axis, pivot + center_b, amount, flow, kin,
+                          vote + center_b[:, None], movable)
+
+    def _membership(self, vote: Tensor, movable: Tensor, w: Tensor) -> Tensor:
+        """Moving logit: a point moves iff it is on a movable part, the drag is on a movable part,
+        and its part-centre vote agrees with the vote at the drag point (soft minimum of the three)."""
+        vote_s = (w[..., None] * vote).sum(dim=1)
+        movable_s = (w * movable).sum(dim=1)
+        d = ((vote - vote_s[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
+        member = (8.0 * (1.0 - d / self.cfg.vote_radius)).clamp_min(-8.0)  # bounded: far votes teach nothing
+        terms = torch.stack([movable, member, movable_s[:, None].expand_as(movable)], dim=-1)
+        return -torch.logsumexp(-terms, dim=-1)
 
     @staticmethod
     def _amounts(s: Tensor, vec: Tensor, axis: Tensor, pivot: Tensor, bounds: Tensor) -> Tensor:

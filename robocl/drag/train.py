@@ -1,14 +1,16 @@
 """Two-stage Lightning training of the drag predictor (PartRM: motion first, then parts/geometry).
 
-Stage 1 fits per-point motion (end-point error in cm, and which points move at all). Stage 2 adds
-the part-level terms (moving-part segmentation at full weight, joint type, axis and hinge pivot)
-and refines the whole network at a lower learning rate. A checkpoint is written atomically
-(temp file + os.replace) after every epoch, so an interrupted run leaves a usable model.
+Stage 1 fits per-point motion with the free-form flow head (end-point error in cm, and which
+points move at all). Stage 2 adds the part level: moving-part segmentation at full weight, joint
+type, axis, hinge pivot and joint motion, and the kinematic decoding of that joint estimate into
+rigid per-part motion (the model's output), refining the whole network at a lower learning rate. A checkpoint is written
+atomically (temp file + os.replace) after every epoch, so an interrupted run leaves a usable model.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,40 +46,69 @@ class TrainConfig:
 def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: TrainConfig) -> dict[str, Tensor]:
     """Loss terms; `loss` is what the optimizer sees for `stage`.
 
-    Stage 1 (motion): end-point error of the displacement over all points and over the moving
-    points, the ungated motion on the moving points, and whether each point moves at all (without
-    that term the gate collapses to "nothing moves" early on: measured). Stage 2 (parts and
-    joints): the moving-part segmentation at full weight plus joint type, axis and pivot.
+    Stage 1 (motion): end-point error of the gated flow over all points and over the moving points,
+    the ungated flow on the moving points, and whether each point moves at all (without that term
+    the gate collapses to "nothing moves": measured). Stage 2 (parts and joints): the same for the
+    kinematic decoding (the model's output when decoder="kinematic"; the flow terms stay at half
+    weight), the segmentation at full weight with its parts (on a movable part, part-centre
+    votes), joint type, axis, hinge pivot and joint motion.
     """
     moving = batch["moving"]
     n_mov = moving.sum().clamp_min(1)
+    gate = out.gate
 
-    def epe_cm(pred: Tensor) -> Tensor:
-        return ((pred - batch["displacement"]).pow(2).sum(-1) + 1e-10).sqrt() * 100.0
+    def motion_terms(motion: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        err = ((gate * motion - batch["displacement"]).pow(2).sum(-1) + 1e-10).sqrt() * 100.0  # cm
+        raw = ((motion - batch["displacement"]).pow(2).sum(-1) + 1e-10).sqrt() * 100.0
+        return err.mean(), (err * moving).sum() / n_mov, (raw * moving).sum() / n_mov
 
-    err = epe_cm(out.displacement)
-    epe_all = err.mean()
-    epe_moving = (err * moving).sum() / n_mov
-    motion = (epe_cm(out.motion) * moving).sum() / n_mov
     seg = F.binary_cross_entropy_with_logits(out.moving_logit, moving.float(), pos_weight=torch.tensor(3.0))
-    terms = {"epe_cm": epe_all, "epe_moving_cm": epe_moving, "motion_cm": motion, "seg": seg}
-    loss = epe_all + epe_moving + 0.5 * motion + cfg.seg_weight * (1.0 if stage == 1 else 10.0) * seg
-    if stage >= 2:
-        has = batch["joint_type"] >= 0
-        zero = torch.zeros(())
-        jt = F.cross_entropy(out.joint_logit[has], batch["joint_type"][has]) if has.any() else zero
-        ax = (1 - (out.axis[has] * batch["axis"][has]).sum(-1).abs()).mean() if has.any() else zero
-        rev = batch["joint_type"] == 1
-        if rev.any():
-            off = out.pivot[rev] - batch["origin"][rev]
-            a = batch["axis"][rev]
-            pv = (off - (off * a).sum(-1, keepdim=True) * a).norm(dim=-1).mean() * 10.0  # dm to the hinge line
-        else:
-            pv = zero
-        terms.update(joint_type=jt, axis=ax, pivot=pv)
-        loss = loss + cfg.joint_weight * 10.0 * (jt + ax + pv)
-    terms["loss"] = loss
+    on_part = batch["labels"] > 0
+    mov = F.binary_cross_entropy_with_logits(out.movable_logit, on_part.float())
+    vote = ((out.vote - part_centres(batch["points"], batch["labels"])).norm(dim=-1) * on_part).sum() \
+        / on_part.sum().clamp_min(1) * 10.0  # dm
+    f_all, f_mov, f_raw = motion_terms(out.flow_motion)
+    terms = {"epe_cm": f_all, "epe_moving_cm": f_mov, "motion_cm": f_raw, "seg": seg, "movable": mov,
+             "vote": vote}
+    flow_loss = f_all + f_mov + 0.5 * f_raw
+    if stage == 1:
+        terms["loss"] = flow_loss + cfg.seg_weight * 5.0 * (seg + mov + vote)
+        return terms
+    k_all, k_mov, k_raw = motion_terms(out.kin_motion)
+    if out.displacement is not out.flow_motion:  # report what the model outputs
+        terms.update(epe_cm=k_all, epe_moving_cm=k_mov, motion_cm=k_raw, flow_epe_cm=f_all)
+    has = batch["joint_type"] >= 0
+    zero = torch.zeros(())
+    jt = F.cross_entropy(out.joint_logit[has], batch["joint_type"][has]) if has.any() else zero
+    ax = (1 - (out.axis[has] * batch["axis"][has]).sum(-1).abs()).mean() if has.any() else zero
+    if has.any():  # joint motion as a vector (amount x axis): sign-consistent whatever the axis sign
+        t = batch["joint_type"][has]
+        amount = out.amount[has].gather(1, t[:, None])
+        target = batch["delta"][has, None] * batch["axis"][has]
+        scale = torch.where(t == 0, 10.0, 1.0)[:, None]  # dm or rad
+        am = ((amount * out.axis[has] - target) * scale).norm(dim=-1).mean()
+    else:
+        am = zero
+    rev = batch["joint_type"] == 1
+    if rev.any():
+        off = out.pivot[rev] - batch["origin"][rev]
+        a = batch["axis"][rev]
+        pv = (off - (off * a).sum(-1, keepdim=True) * a).norm(dim=-1).mean() * 10.0  # dm to the hinge line
+    else:
+        pv = zero
+    terms.update(joint_type=jt, axis=ax, pivot=pv, amount=am)
+    terms["loss"] = (k_all + k_mov + 0.5 * k_raw + 0.5 * flow_loss
+                     + cfg.seg_weight * 10.0 * (seg + mov + vote)
+                     + cfg.joint_weight * 10.0 * (jt + ax + pv + am))
     return terms
+
+
+def part_centres(points: Tensor, labels: Tensor) -> Tensor:
+    """Each point's part centroid (B,N,3): the target of the part-centre votes."""
+    onehot = F.one_hot(labels.clamp_min(0), int(labels.max()) + 1).float()  # (B,N,K)
+    sums = onehot.transpose(1, 2) @ points
+    centres = sums / onehot.sum(dim=1)[..., None].clamp_min(1)
+    return onehot @ centres
 
 
 def run_model(model: DragPredictor, batch: dict[str, Tensor]) -> DragOutput:
@@ -104,14 +135,26 @@ class DragModule(pl.LightningModule):
         self.log("loss", terms["loss"], prog_bar=True, on_step=True, on_epoch=False)
         return terms["loss"]
 
+    def finish_epoch(self) -> None:
+        """Close the epoch's loss means (idempotent: callbacks may run before this module's hook)."""
+        if self._acc:
+            self.epoch_losses.append({k: sum(v) / len(v) for k, v in self._acc.items()} | {"stage": self.stage})
+            self._acc = {}
+
     def on_train_epoch_end(self) -> None:
-        self.epoch_losses.append({k: sum(v) / len(v) for k, v in self._acc.items()} | {"stage": self.stage})
-        self._acc = {}
+        self.finish_epoch()
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.total_steps,
-                                                    pct_start=0.1 if self.stage == 1 else 0.05)
+        warm = max(1, int((0.1 if self.stage == 1 else 0.05) * self.total_steps))
+
+        def factor(step: int) -> float:  # linear warm-up, then cosine down to 5%
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, self.total_steps - warm))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -124,6 +167,7 @@ class AtomicCheckpoint(pl.Callback):
         self.extra = extra
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
+        module.finish_epoch()
         save_checkpoint(self.path, module.model, self.history + module.epoch_losses, self.extra)
 
 
@@ -132,6 +176,7 @@ class EpochProgress(pl.Callback):
         self.callback = callback
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
+        module.finish_epoch()
         if module.epoch_losses:
             self.callback(module.stage, module.epoch_losses[-1])
 
