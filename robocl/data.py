@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -23,15 +25,21 @@ def smooth_random_actions(rng: np.random.Generator, low: np.ndarray, high: np.nd
     return actions
 
 
-def collect_exploration(env: gym.Env, episodes: int, steps: int, seed: int = 0,
-                        progress=None) -> Transitions:
-    """Roll random smooth actions through `env`; drops non-finite and terminal transitions."""
+def collect_exploration(env: gym.Env, episodes: int, steps: int, seed: int = 0, progress=None,
+                        shape_action: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Transitions:
+    """Roll random smooth actions through `env`; drops non-finite and terminal transitions.
+
+    `shape_action(obs, action)` may bias the random action by the state (a quadrotor explores
+    around a safe altitude instead of flying into the ground).
+    """
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low.astype(float), env.action_space.high.astype(float)
     states, actions, next_states = [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed * 10_000 + ep)
         for action in smooth_random_actions(rng, low, high, steps):
+            if shape_action is not None:
+                action = np.clip(shape_action(obs, action), low, high)
             next_obs, _, terminated, truncated, _ = env.step(action.astype(np.float32))
             if np.all(np.isfinite(next_obs)) and not terminated:
                 states.append(obs)

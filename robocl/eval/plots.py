@@ -71,3 +71,43 @@ def plot_bars(summary: dict[str, dict[str, float]], metric: str, path: Path, tit
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     return save_figure(fig, path)
+
+
+def plot_tracking(traces: dict, path: Path) -> Path:
+    """Quadrotor tracking: 3-D paths against the reference, and position error over time.
+
+    traces[method] has .times, .states (T, >=3), .references (T, 3), .errors, .regimes.
+    """
+    fig = plt.figure(figsize=(13, 5))
+    ax3d = fig.add_subplot(1, 2, 1, projection="3d")
+    ax_err = fig.add_subplot(1, 2, 2)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (method, trace) in enumerate(traces.items()):
+        if not trace.states:
+            continue
+        states, refs = np.asarray(trace.states), np.asarray(trace.references)
+        if k == 0:
+            ax3d.plot(refs[:, 0], refs[:, 1], refs[:, 2], "--", color="0.5", lw=1, label="reference")
+            _shade_regimes(ax_err, trace.times, trace.regimes)
+        c = colors[k % len(colors)]
+        ax3d.plot(states[:, 0], states[:, 1], states[:, 2], color=c, lw=1.4, label=method)
+        ax_err.plot(trace.times, trace.errors, color=c, lw=1.2, label=method)
+    ax3d.set_xlabel("x [m]")
+    ax3d.set_ylabel("y [m]")
+    ax3d.set_zlabel("z [m]")
+    ax3d.legend(fontsize=8)
+    ax_err.set_xlabel("time [s]")
+    ax_err.set_ylabel("position error [m]")
+    ax_err.set_title("tracking error (shaded: regime change active)")
+    ax_err.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _shade_regimes(ax: plt.Axes, times: list[float], regimes: list[str]) -> None:
+    start = None
+    for t, label in zip(times + [times[-1]], regimes + ["nominal"]):
+        if label != "nominal" and start is None:
+            start = t
+        elif label == "nominal" and start is not None:
+            ax.axvspan(start, t, color="orange", alpha=0.15)
+            start = None

@@ -46,7 +46,8 @@ def cache_key(cfg: DictConfig, env_kwargs: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print) -> tuple[DynamicsModel, dict]:
+def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
+                     shape_action=None) -> tuple[DynamicsModel, dict]:
     """The nominal-regime model: loaded from the cache, or trained on exploration data and cached."""
     path = Path(str(cfg.runtime.cache_dir)) / f"{cfg.robot.name}-{cfg.dynamics.kind}-{cache_key(cfg, env_kwargs)}.pt"
     model = make_model(cfg)
@@ -59,7 +60,7 @@ def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print) -> 
     pre = cfg.dynamics.pretrain
     env = gym.make(str(cfg.robot.env_id), **env_kwargs).unwrapped
     log(f"collecting {pre.episodes}x{pre.steps} exploration steps in the nominal regime")
-    data = collect_exploration(env, int(pre.episodes), int(pre.steps), seed=1234)
+    data = collect_exploration(env, int(pre.episodes), int(pre.steps), seed=1234, shape_action=shape_action)
     log(f"training {cfg.dynamics.kind} on {len(data)} transitions for {pre.epochs} epochs")
     history = train_offline(model, data, epochs=int(pre.epochs), batch_size=int(pre.batch_size),
                             lr=float(pre.lr), seed=0)

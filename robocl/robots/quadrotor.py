@@ -1,0 +1,55 @@
+"""Quadrotor state codec and exploration shaping for learned-model MPC.
+
+State (12,): [x, y, z, vx, vy, vz, roll, pitch, yaw, p, q, r] (world ENU position/velocity,
+ZYX Euler angles, body rates) — the observation of `robocl_envs.quadrotor.QuadrotorEnv`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robocl.robots.codec import wrap_angle
+
+
+class QuadrotorCodec:
+    """Translation-invariant features (no position); targets are per-period deltas.
+
+    Yaw enters as (sin, cos) so the model sees no seam at ±pi; angle deltas are wrapped.
+    """
+
+    state_dim = 12
+    action_dim = 4
+    feature_dim = 10
+    target_dim = 12
+
+    def features(self, state: Tensor) -> Tensor:
+        yaw = state[..., 8:9]
+        return torch.cat([state[..., 3:8], torch.sin(yaw), torch.cos(yaw), state[..., 9:12]], dim=-1)
+
+    def targets(self, state: Tensor, next_state: Tensor) -> Tensor:
+        delta = next_state - state
+        return torch.cat([delta[..., :6], wrap_angle(delta[..., 6:9]), delta[..., 9:12]], dim=-1)
+
+    def integrate(self, state: Tensor, target: Tensor) -> Tensor:
+        nxt = state + target
+        return torch.cat([nxt[..., :6], wrap_angle(nxt[..., 6:9]), nxt[..., 9:12]], dim=-1)
+
+
+def quadrotor_codec(robot_cfg: object) -> QuadrotorCodec:
+    """Factory named by `robot.codec_factory` in configs/robot/quadrotor.yaml."""
+    return QuadrotorCodec()
+
+
+def hold_altitude(target_z: float = 1.2, gain: float = 0.8, box: float = 3.0):
+    """Exploration shaping: random velocity setpoints, pulled back toward a safe altitude and the origin."""
+
+    def shape(obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        out = np.array(action, dtype=float)
+        out[2] = 0.6 * out[2] + gain * (target_z - obs[2])
+        out[:2] = out[:2] - 0.3 * np.clip(obs[:2] / box, -1, 1)
+        out[3] *= 0.3  # little yaw: the tasks hold heading
+        return out
+
+    return shape
