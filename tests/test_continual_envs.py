@@ -103,3 +103,17 @@ def test_costs_prefer_progress_and_codec_is_translation_invariant():
     shifted = s.clone()
     shifted[:, [0, 4]] += 0.3
     assert torch.allclose(codec.features(s), codec.features(shifted))
+
+
+def test_quad_codec_round_trips_and_wraps_yaw():
+    from robocl.experiments.cl_robots import QuadCodec
+
+    codec = QuadCodec()
+    s = torch.randn(5, 12)
+    s[:, 8] = 3.1
+    n = s + 0.01 * torch.randn(5, 12)
+    n[:, 8] = -3.1  # crossed +-pi: a small turn, not a 6.2 rad one
+    t = codec.targets(s, n)
+    assert torch.all(t[:, 8].abs() < 0.1)
+    assert torch.allclose(codec.integrate(s, t), n, atol=1e-5)
+    assert torch.equal(codec.features(s), s[:, 3:])

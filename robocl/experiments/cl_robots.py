@@ -140,6 +140,85 @@ class GoalTarget:
         return wins / max(episodes, 1)
 
 
+class QuadTarget:
+    """Quadrotor regimes via QuadParams (payload, motors, wind, gusts, gains); planner: fly to a goal
+    about 1 m away and get within `cl.plan.reach` of it within `cl.plan.max_steps`."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def make_env(self) -> gym.Env:
+        return gym.make(str(self.cfg.robot.env_id), control_hz=1.0 / float(self.cfg.robot.dt)).unwrapped
+
+    def check(self, params: dict[str, Any], where: str) -> None:
+        from robocl_envs.quadrotor import QuadParams
+
+        _regime(QuadParams, params, where)
+
+    def set_regime(self, env: gym.Env, params: dict[str, Any]) -> None:
+        from robocl_envs.quadrotor import QuadParams
+
+        env.set_params(_regime(QuadParams, params, "cl.tasks"))
+
+    def collect(self, env: gym.Env, episodes: int, steps: int, seed: int) -> Transitions:
+        return collect_exploration(env, episodes, steps, seed=seed)
+
+    def make_cost(self):
+        from robocl.planning.costs import WaypointCost
+
+        return WaypointCost(pos_dims=3)
+
+    def planner_success(self, env: gym.Env, controller: Controller, cost: Any, params: dict[str, Any],
+                        seed: int) -> float:
+        rng = np.random.default_rng(seed)
+        reach = float(self.cfg.cl.plan.reach)
+        episodes = int(self.cfg.cl.plan.episodes)
+        wins = 0
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed * 1000 + ep, options={"pose": (0.0, 0.0, 1.0)})
+            goal = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), 1.0 + rng.uniform(-0.3, 0.5)])
+            cost.set_goal(torch.as_tensor(goal, dtype=torch.float32))
+            controller.reset()
+            for _ in range(int(self.cfg.cl.plan.max_steps)):
+                action = controller.act(obs)
+                obs, _, terminated, truncated, _ = env.step(action.astype(np.float32))
+                if np.linalg.norm(obs[:3] - goal) < reach:
+                    wins += 1
+                    break
+                if terminated or truncated:
+                    break
+        return wins / max(episodes, 1)
+
+
+class QuadCodec(DeltaCodec):
+    """Quadrotor state [pos, vel, roll/pitch/yaw, body rates]: features drop the position
+    (translation invariance); targets are deltas with the yaw change wrapped."""
+
+    def __init__(self) -> None:
+        super().__init__(12, 4)
+        self.feature_dim = 9
+
+    def features(self, state: Tensor) -> Tensor:
+        return state[..., 3:12]
+
+    def targets(self, state: Tensor, next_state: Tensor) -> Tensor:
+        from robocl.robots.codec import wrap_angle
+
+        d = next_state - state
+        return torch.cat([d[..., :8], wrap_angle(d[..., 8:9]), d[..., 9:]], dim=-1)
+
+    def integrate(self, state: Tensor, target: Tensor) -> Tensor:
+        from robocl.robots.codec import wrap_angle
+
+        nxt = state + target
+        return torch.cat([nxt[..., :8], wrap_angle(nxt[..., 8:9]), nxt[..., 9:]], dim=-1)
+
+
+def quad_codec(robot_cfg: DictConfig) -> QuadCodec:
+    """Codec factory (`robot.codec_factory`) for the quadrotor in the continual sequence."""
+    return QuadCodec()
+
+
 def make_target(cfg: DictConfig) -> CLTarget:
     kind = str(cfg.cl.target)
     if kind == "ugv":
@@ -148,7 +227,9 @@ def make_target(cfg: DictConfig) -> CLTarget:
         return GoalTarget(cfg, "robocl_envs.pusher", "PusherParams", PushCost)
     if kind == "door":
         return GoalTarget(cfg, "robocl_envs.door", "DoorParams", DoorCost)
-    raise UsageError(f"cl.target={kind!r}: no such continual target; accepted: ugv, pusher, door")
+    if kind == "quadrotor":
+        return QuadTarget(cfg)
+    raise UsageError(f"cl.target={kind!r}: no such continual target; accepted: ugv, pusher, door, quadrotor")
 
 
 # ---- manipulation: codecs and planner costs --------------------------------------------------------
