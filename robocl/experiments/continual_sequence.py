@@ -304,10 +304,11 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
             sink.add_run(row)
             progress.log(f"{name} s{seed}: avg_acc {row['avg_acc']:.4f} forgetting {row['forgetting']:.4f} "
                          f"plan_old {row.get('plan_success_old', float('nan')):.3f}")
-    write_reports(run_dir, sink, names)
+    summary = write_reports(run_dir, sink, names)
+    print(summary + f"\n\nreport: {run_dir / 'continual.md'}\n")
 
 
-def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> None:
+def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> str:
     """continual.md (summary, acceptance ratios, matrices), heatmaps and curves for the first seed."""
     doc = sink.flush()
     summary = doc["summary"]
@@ -322,7 +323,9 @@ def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> None:
              "acc = 1 - nMSE; nMSE = one-step MSE / target variance of the task (dims scaled by their "
              "pooled std); dyn_* in nMSE.",
              "", cm.markdown_summary(summary, metrics), ""]
-    parts += acceptance_lines(summary, sink.extra.get("planning_timing"))
+    checks = acceptance_lines(summary, sink.extra.get("planning_timing"),
+                              OmegaConf.select(sink.cfg, "dynamics.embedding_dim"))
+    parts += checks
     for method, d in first.items():
         parts += ["", cm.markdown_matrix(d["dyn_mse"], names, f"{method}: dynamics nMSE R[i][j]"), ""]
         if np.isfinite(np.asarray(d["plan_success"], dtype=float)).any():
@@ -338,9 +341,13 @@ def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> None:
         curves = {m: cm.ContinualCurve(d["curve_mse"]["iterations"], d["curve_mse"]["values"],
                                        d["curve_mse"]["task_ends"]) for m, d in first.items()}
         cm.plot_curves(curves, names, run_dir / "curves_dyn_mse.png", "one-step nMSE", log_y=True)
+    headline = [m for m in ("avg_acc", "forgetting", "bwt", "min_acc", "wc_acc", "dyn_mse_avg",
+                            "plan_success_old") if any(m in v for v in summary.values())]
+    return "\n".join([cm.markdown_summary(summary, headline), "", *checks])
 
 
-def acceptance_lines(summary: dict[str, dict[str, float]], timing: dict[str, float] | None) -> list[str]:
+def acceptance_lines(summary: dict[str, dict[str, float]], timing: dict[str, float] | None,
+                     embedding_dim: int | None = None) -> list[str]:
     """The issue's acceptance ratios, computed from the summary (means over seeds)."""
     out = ["## Acceptance checks", ""]
     h, f, mt, cs = (summary.get(k, {}) for k in ("hypercrl", "finetune", "multitask", "coreset"))
@@ -362,7 +369,8 @@ def acceptance_lines(summary: dict[str, dict[str, float]], timing: dict[str, flo
         line(f"planner success on earlier tasks, hypercrl - coreset = {d:+.1f} points (>= -5)", d >= -5)
     if h.get("memory_growth_per_task") is not None:
         g = h["memory_growth_per_task"]
-        line(f"hypercrl memory growth per task = {g:.0f} floats (one embedding)", None)
+        line(f"hypercrl memory growth per task = {g:.0f} floats (one embedding = {embedding_dim})",
+             None if embedding_dim is None else g == embedding_dim)
     if timing:
         line(f"plan time hypernet/MLP median {timing['ratio_median']:.3f}, p95 {timing['ratio_p95']:.3f} (<= 1.1)",
              timing["ratio_median"] <= 1.1 and timing["ratio_p95"] <= 1.1)
