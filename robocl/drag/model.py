@@ -18,8 +18,9 @@ conditions local features around the grasp and, coarser, the whole object. `mult
 Heads. Per point (from its features and the features at the drag point): a 3-D flow, whether the
 point is on a movable part, and a vote for its part's centre; a point moves iff it and the drag
 point are on a movable part and their votes agree (`segmentation="vote"`; "free" = a plain logit).
-Per drag (features at the drag point, global feature, drag code): joint type
-(prismatic / revolute), axis, pivot (a point on a hinge line) and the feasible range of motion.
+Per drag (features pooled over the dragged part and at the drag point, global feature, drag code):
+joint type (prismatic / revolute), axis and the feasible range of motion; the pivot (a point on
+the hinge line) is the part-pooled average of per-point hinge votes.
 `decoder="kinematic"` (default) turns the joint estimate into per-point displacement: the drag
 is projected on the joint's motion (translation along the axis, or the rotation about the hinge
 line that brings the grasped point nearest the drag's end), clamped to the predicted range,
@@ -30,11 +31,14 @@ applied to every point and gated by its moving probability, so a part moves rigi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 @dataclass(frozen=True)
@@ -221,10 +225,11 @@ class DragPredictor(nn.Module):
         self.fp = nn.ModuleList(fp)
         ow = cfg.out_width
         self.query = nn.Linear(ow, ow, bias=False)  # features at the drag point, for every point
-        # flow (3), free moving logit (1), on-a-movable-part logit (1), part-centre vote offset (3)
-        self.point_head = mlp([ow, ow, 8], last_act=False)
-        # type (2), axis (3), pivot offset (3), range (4: -lo, hi for prismatic then revolute)
-        self.joint_head = mlp([ow + widths[-1] + code, 128, 12], last_act=False)
+        # flow (3), free moving logit (1), on-a-movable-part logit (1), part-centre vote (3), hinge vote (3)
+        self.point_head = mlp([ow, ow, 11], last_act=False)
+        # from [part-pooled, at-drag, global features, drag code]: type (2), axis (3), range (4: -lo, hi
+        # for prismatic then revolute)
+        self.joint_head = mlp([2 * ow + widths[-1] + code, 128, 9], last_act=False)
         self.sigmas = [cfg.point_sigma] + [lv.sigma for lv in cfg.levels]
 
     # -- geometry
@@ -257,7 +262,8 @@ class DragPredictor(nn.Module):
             n, m = prev.shape[1], lv.centers
             cols = (ui + torch.arange(g, device=ui.device)[:, None, None] * m).reshape(-1)
             crow = torch.arange(0, 3 * g * n + 1, 3, device=ui.device)
-            interp.append(torch.sparse_csr_tensor(crow, cols, uw.reshape(-1).to(xyz.dtype), (g * n, g * m)))
+            interp.append(torch.sparse_csr_tensor(crow, cols, uw.reshape(-1).to(xyz.dtype), (g * n, g * m),
+                                                  check_invariants=False))
             levels.append(centers)
         return Geometry(levels, list(nb.group_idx), rel, interp)
 
@@ -305,14 +311,18 @@ class DragPredictor(nn.Module):
         movable = out[..., 4]
         vote = geo.xyz[0] + 0.3 * out[..., 5:8]
         if self.cfg.segmentation == "vote":
-            logit = self._membership(vote, movable, w)
+            logit, member = self._membership(vote, movable, w)
         else:
-            logit = out[..., 3]
+            logit = member = out[..., 3]
         gate = torch.sigmoid(logit)[..., None]
-        j = self.joint_head(torch.cat([at_drag, glob, code], dim=-1))
+        # part-level estimates pooled over the dragged part (vote agreement: defined on any drag)
+        pool = torch.sigmoid(member)
+        pool = pool / pool.sum(dim=1, keepdim=True).clamp_min(1e-6)
+        part_feat = (pool[..., None] * up).sum(dim=1)
+        pivot = (pool[..., None] * (geo.xyz[0] + 0.5 * out[..., 8:11])).sum(dim=1)
+        j = self.joint_head(torch.cat([part_feat, at_drag, glob, code], dim=-1))
         axis = j[:, 2:5] / j[:, 2:5].norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        pivot = s + 0.5 * j[:, 5:8]
-        amount = self._amounts(s, vec, axis, pivot, j[:, 8:12])
+        amount = self._amounts(s, vec, axis, pivot, j[:, 5:9])
         p = torch.softmax(j[:, :2], dim=-1)
         slide = axis[:, None] * amount[:, 0, None, None]
         r = geo.xyz[0] - pivot[:, None]
@@ -323,15 +333,18 @@ class DragPredictor(nn.Module):
         return DragOutput(gate * motion, logit, j[:, :2], axis, pivot + center_b, amount, flow, kin,
                           vote + center_b[:, None], movable)
 
-    def _membership(self, vote: Tensor, movable: Tensor, w: Tensor) -> Tensor:
+    def _membership(self, vote: Tensor, movable: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         """Moving logit: a point moves iff it is on a movable part, the drag is on a movable part,
-        and its part-centre vote agrees with the vote at the drag point (soft minimum of the three)."""
+        and its part-centre vote agrees with the vote at the drag point: the product of the three
+        probabilities (a soft minimum instead sends the whole mask loss into whichever term is
+        lowest and stalls the others: measured). Also returns the vote agreement alone."""
         vote_s = (w[..., None] * vote).sum(dim=1)
         movable_s = (w * movable).sum(dim=1)
         d = ((vote - vote_s[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
         member = (8.0 * (1.0 - d / self.cfg.vote_radius)).clamp_min(-8.0)  # bounded: far votes teach nothing
-        terms = torch.stack([movable, member, movable_s[:, None].expand_as(movable)], dim=-1)
-        return -torch.logsumexp(-terms, dim=-1)
+        log_p = -(F.softplus(-movable) + F.softplus(-member) + F.softplus(-movable_s)[:, None])
+        log_not_p = torch.log((-torch.expm1(log_p)).clamp_min(1e-12))
+        return log_p - log_not_p, member
 
     @staticmethod
     def _amounts(s: Tensor, vec: Tensor, axis: Tensor, pivot: Tensor, bounds: Tensor) -> Tensor:
