@@ -186,7 +186,7 @@ def plot_heatmaps(matrices: dict[str, Matrix], task_names: Sequence[str], path: 
     n = len(names)
     cols = min(4, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.0, 3.6 * rows), squeeze=False, layout="constrained")
     data = [np.asarray(matrices[k], dtype=float) for k in names]
     finite = np.concatenate([d[np.isfinite(d)] for d in data]) if data else np.zeros(1)
     lo, hi = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 1.0)
@@ -195,12 +195,14 @@ def plot_heatmaps(matrices: dict[str, Matrix], task_names: Sequence[str], path: 
         im = ax.imshow(d, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1e-9)
         for (i, j), v in np.ndenumerate(d):
             if np.isfinite(v):
-                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6, color="w")
+                t = (v - lo) / (hi - lo) if hi > lo else 0.5
+                light = t > 0.6 if higher_is_better else t < 0.4  # viridis is light at its top end
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6, color="k" if light else "w")
         ax.set_title(name, fontsize=9)
         ax.set_xticks(range(len(task_names)), task_names, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(task_names)), task_names, fontsize=7)
-        ax.set_xlabel("evaluated on", fontsize=7)
-        ax.set_ylabel("after training", fontsize=7)
+    fig.supxlabel("evaluated on task", fontsize=9)
+    fig.supylabel("after training task", fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
@@ -217,7 +219,8 @@ def plot_curves(curves: dict[str, ContinualCurve], task_names: Sequence[str], pa
     n = len(names)
     cols = min(4, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
     for ax, name in zip(axes.flat, names):
         c = curves[name]
         vals = np.asarray(c.values, dtype=float)
@@ -229,9 +232,9 @@ def plot_curves(curves: dict[str, ContinualCurve], task_names: Sequence[str], pa
         if log_y:
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("training iteration", fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    fig.supxlabel("training iteration (dashed: end of a task)", fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
     axes.flat[0].legend(fontsize=7, loc="best")
     return save_figure(fig, path)
