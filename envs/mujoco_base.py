@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +20,21 @@ class MujocoRobotEnv(gym.Env[np.ndarray, np.ndarray]):
     data: mujoco.MjData
     camera: str
     _renderer: mujoco.Renderer | None = None
+
+    def _load_mujoco(self, asset: str, render_mode: str | None, camera: str) -> None:
+        """Validate the render mode, compile `assets/<asset>`, and make the live and scratch data.
+
+        The scratch MjData is where `mj_setConst` may run without touching the live state.
+        """
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode={render_mode!r}: use None or 'rgb_array'")
+        xml = files("robocl_envs").joinpath("assets", asset).read_text()
+        self.model = mujoco.MjModel.from_xml_string(xml)
+        self.data = mujoco.MjData(self.model)
+        self._scratch = mujoco.MjData(self.model)
+        self.render_mode = render_mode
+        self.camera = camera
+        self._renderer = None
 
     def _rotation(self) -> np.ndarray:
         """World-from-body rotation of the free joint's quaternion (qpos[3:7])."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -95,10 +94,6 @@ class QuadParams:
             raise ValueError(f"QuadParams.gust_std={self.gust_std}: expected 0..5 m/s")
 
 
-def _load_model() -> mujoco.MjModel:
-    xml = files(__package__ or "robocl_envs").joinpath("assets", "quadrotor.xml").read_text()
-    return mujoco.MjModel.from_xml_string(xml)
-
 
 def _nominal_from_model(model: mujoco.MjModel, body: int, actuators: np.ndarray) -> QuadNominal:
     """The controller's belief: the as-compiled (no payload, all motors 100 %) vehicle."""
@@ -141,19 +136,12 @@ class QuadrotorEnv(MujocoRobotEnv):
         render_mode: str | None = None,
         camera: str = "chase",
     ) -> None:
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode={render_mode!r}: use None or 'rgb_array'")
-        self.model = _load_model()
-        self.data = mujoco.MjData(self.model)
-        self._scratch = mujoco.MjData(self.model)  # mj_setConst works on it, not on the live state
+        self._load_mujoco("quadrotor.xml", render_mode, camera)
         self.nstep = self._substeps(control_hz)
         self.physics_dt = float(self.model.opt.timestep)
         self.dt = self.nstep * self.physics_dt
         self.control_hz = 1.0 / self.dt
         self.metadata = {**self.metadata, "render_fps": round(self.control_hz)}
-        self.render_mode = render_mode
-        self.camera = camera
-        self._renderer: mujoco.Renderer | None = None
         self.task: Reference = make_task(task) if isinstance(task, str) else task
         self.task_name = task if isinstance(task, str) else type(task).__name__
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -89,10 +88,6 @@ class _Nominal:
         self.max_wheel_speed = float(model.actuator_ctrlrange[:, 1].min())
 
 
-def _load_model() -> mujoco.MjModel:
-    xml = files(__package__ or "robocl_envs").joinpath("assets", "ugv.xml").read_text()
-    return mujoco.MjModel.from_xml_string(xml)
-
 
 def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
@@ -120,17 +115,10 @@ class UGVEnv(MujocoRobotEnv):
         render_mode: str | None = None,
         camera: str = "chase",
     ) -> None:
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode={render_mode!r}: use None or 'rgb_array'")
-        self.model = _load_model()
-        self.data = mujoco.MjData(self.model)
-        self._scratch = mujoco.MjData(self.model)  # mj_setConst works on it, not on the live state
+        self._load_mujoco("ugv.xml", render_mode, camera)
         self.dt = float(dt)
         self._nsub = self._substeps(self.dt)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.dt)}
-        self.render_mode = render_mode
-        self.camera = camera
-        self._renderer: mujoco.Renderer | None = None
 
         m = self.model
         self._payload = m.body("payload").id
