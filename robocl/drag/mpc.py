@@ -207,9 +207,15 @@ def run_episode(env: CabinetEnv, task: OpenTask, mpc: DragMPC, max_steps: int = 
     goal = goal_points(env, task.part, task.target, n_points, rng)
     plan_ms: list[float] = []
     steps = 0
-    for _ in range(max_steps):
+    solved_at: int | None = None  # drags after which the target was first within tolerance
+
+    def solved() -> bool:
         q = env.joint_state()
-        if abs(q[k] - task.target) <= task.tol:
+        return bool(abs(q[k] - task.target) <= task.tol and np.all(np.delete(np.abs(q), k) <= 0.02))
+
+    for _ in range(max_steps):
+        if solved():
+            solved_at = steps
             break
         cloud = env.point_cloud(n_points, rng)
         target = cloud.labels == task.part
@@ -220,14 +226,16 @@ def run_episode(env: CabinetEnv, task: OpenTask, mpc: DragMPC, max_steps: int = 
         env.step(plan.action)
         steps += 1
     q = env.joint_state()
-    others = np.delete(np.abs(q), k)
     error = abs(q[k] - task.target)
-    success = bool(error <= task.tol and (others.max() if len(others) else 0.0) <= 0.02)
+    success = solved()
+    if success and solved_at is None:
+        solved_at = steps
     if render_to is not None:
         unit = "m" if task.spec.parts[k].kind == "drawer" else "rad"
         save_before_after(render_to, before, env.render(), f"{label}: {'success' if success else 'fail'}, "
                           f"error {error:.3f} {unit} after {steps} drag(s)")
-    return {"success": success, "error": float(error), "steps": steps, "kind": task.spec.parts[k].kind,
+    return {"success": success, "error": float(error), "steps": steps, "solved_at": solved_at,
+            "kind": task.spec.parts[k].kind,
             "target": task.target, "plan_ms_median": float(np.median(plan_ms)) if plan_ms else 0.0}
 
 
