@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,6 @@ class DoorParams:
             raise ValueError(f"DoorParams.size={self.size}: expected a width scale in 0.5..1.6")
 
 
-def _load_model() -> mujoco.MjModel:
-    xml = files(__package__ or "robocl_envs").joinpath("assets", "door.xml").read_text()
-    return mujoco.MjModel.from_xml_string(xml)
-
 
 class DoorEnv(MujocoRobotEnv):
     """Fingertip pushes a hinged leaf open; reward = opening angle reached (rad)."""
@@ -53,14 +48,7 @@ class DoorEnv(MujocoRobotEnv):
 
     def __init__(self, params: DoorParams | None = None, render_mode: str | None = None,
                  camera: str = "top") -> None:
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ValueError(f"render_mode={render_mode!r}: use None or 'rgb_array'")
-        self.model = _load_model()
-        self.data = mujoco.MjData(self.model)
-        self._scratch = mujoco.MjData(self.model)
-        self.render_mode = render_mode
-        self.camera = camera
-        self._renderer = None
+        self._load_mujoco("door.xml", render_mode, camera)
         self.nsub = round(CONTROL_DT / self.model.opt.timestep)
         self.dt = self.nsub * self.model.opt.timestep
         m = self.model
