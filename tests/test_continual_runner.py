@@ -17,6 +17,8 @@ from robocl.eval.results import validate_results
 TINY = [
     "cl.tasks=[{name:nominal,params:{}},{name:reverse,params:{gains:[-1.0,1.0]}}]",
     "cl.strategies=[finetune,hypercrl]",
+    "seeds=[0]",
+    "budget.max_steps=60",
     "+cl.train.epochs=3",
     "cl.data.episodes=2",
     "cl.data.steps=50",
@@ -81,7 +83,7 @@ def test_bad_cl_configs_exit_2_with_one_line(tmp_path, capsys, override, message
 
 @pytest.mark.slow
 def test_cl_ugv_acceptance(tmp_path):
-    """The issue's acceptance on the UGV sequence (default config; ~10 min on one core)."""
+    """The issue's acceptance on the UGV sequence (default config, 3 seeds: ~20 min on a free core)."""
     run_dir = tmp_path / "run"
     proc = robocl_run("experiment=cl_ugv", "runtime.progress=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

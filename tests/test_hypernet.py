@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -134,25 +130,27 @@ def test_trains_on_ugv_data_and_beats_constant_velocity(ugv_data):
     assert mse < 0.3 * base, (mse, base)
 
 
-def test_ugv_continual_runs_with_the_hypernet_and_hypercrl_online(tmp_path):
+def test_ugv_continual_runs_with_the_hypernet_and_hypercrl_online(tmp_path, capsys):
     """`dynamics=hypernet continual=hypercrl` plugs into the main job (pretraining + mppi_online)."""
+    from robocl.cli.app import run_app
+    from robocl.cli.run import run_experiment, validate_experiment
+
+    def run(*args: str) -> int:
+        return run_app("robocl-run", "", run_experiment, argv=list(args), validate=validate_experiment)
+
     course = tmp_path / "c.csv"
     course.write_text("x,y\n2.0,0.0\n4.0,1.0\n")
-    exe = Path(sys.executable).with_name("robocl-run")
-    proc = subprocess.run(
-        [str(exe), "dynamics=hypernet", "continual=hypercrl", "methods=[mppi_online]", "seeds=[0]",
-         f"task.map={course}", "budget.max_steps=15", "dynamics.pretrain.episodes=3", "dynamics.pretrain.steps=60",
-         "dynamics.pretrain.epochs=3", "dynamics.target.hidden_size=32", "planner.population=100",
-         "runtime.progress=false", "runtime.threads=1", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr
-    assert "mppi_online" in proc.stdout
-    bad = subprocess.run([str(exe), "continual=hypercrl", "methods=[mppi_online]", "seeds=[0]",
-                          f"task.map={course}", "budget.max_steps=5", "dynamics.pretrain.episodes=2",
-                          "dynamics.pretrain.epochs=1", "dynamics.ensemble_size=1", "dynamics.hidden_size=16",
-                          "runtime.progress=false", f"hydra.run.dir={tmp_path / 'bad'}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "dynamics=hypernet" in bad.stderr
+    common = ["methods=[mppi_online]", "seeds=[0]", f"task.map={course}", "budget.max_steps=15",
+              "dynamics.pretrain.episodes=3", "dynamics.pretrain.steps=60", "dynamics.pretrain.epochs=3",
+              "planner.population=100", "runtime.progress=false", "runtime.threads=1"]
+    code = run("dynamics=hypernet", "continual=hypercrl", "dynamics.target.hidden_size=32", *common,
+               f"hydra.run.dir={tmp_path / 'run'}")
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "| mppi_online |" in out.out
+    code = run("continual=hypercrl", "dynamics.ensemble_size=1", "dynamics.hidden_size=16", *common,
+               f"hydra.run.dir={tmp_path / 'bad'}")
+    assert code == 2 and "dynamics=hypernet" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [dict(chunk_size=0), dict(embedding_dim=0), dict(hidden_layers=0)])
