@@ -106,6 +106,11 @@ def check_common(cfg: DictConfig) -> None:
     if not 0.0 <= window[0] <= window[1] <= 1.0:
         raise UsageError(f"task.intervention={window}: must be [start, end] with 0 <= start <= end <= 1")
     number(cfg, "runtime.threads", lo=0, integer=True)
+    continual = OmegaConf.select(cfg, "continual.kind")
+    dynamics = OmegaConf.select(cfg, "dynamics.kind")
+    if continual == "hypercrl" and dynamics != "hypernet":
+        raise UsageError(f"continual=hypercrl needs dynamics=hypernet (got dynamics={dynamics}); "
+                         "use dynamics=hypernet or another continual strategy")
 
 
 def _show(value: Any) -> str:
