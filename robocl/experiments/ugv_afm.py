@@ -1,0 +1,213 @@
+"""The public AFM UGV protocol: action refinement vs online model adaptation under gain interventions.
+
+Every gain pair in `task.gains` is its own evaluation condition: on each course and seed, the pair
+multiplies the commanded (v, w) between `task.intervention` fractions of the waypoints (15% -> 80%).
+Methods are planner[_afm][_online]; `_afm` uses the refiner from `refiner=` (the experiment selects
+`afm`). Results: results.json (runs + per-gain table + acceptance check), per_gain.md, bar plots.
+`afm.quick=true` runs a reduced grid (first seed, first course, first `afm.quick_gains` pairs).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from robocl import config_check as check
+from robocl.cli.app import UsageError
+from robocl.eval.loggers import make_logger
+from robocl.eval.plots import plot_bars, save_figure
+from robocl.eval.sink import ResultSink
+from robocl.experiments.common import controller_metrics, make_controller, pretrained_model
+from robocl.experiments.ugv_continual import load_courses, physics_params
+from robocl.methods import parse_method
+from robocl.planning.costs import WaypointCost
+from robocl.rollouts import run_waypoint_episode
+from robocl.tasks.waypoints import GainSchedule, WaypointMission
+
+HEADLINE_RATIO = 1.342  # the paper's +34.2% success over the best baseline
+
+
+def gain_label(gains: list[float]) -> str:
+    return "(" + ",".join(f"{g:g}" for g in gains) + ")"
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Check everything before any compute starts, so a typo costs nothing."""
+    check.check_common(cfg)
+    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
+    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
+        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    quick = bool(OmegaConf.select(cfg, "afm.quick", default=False))
+    spec = {
+        "methods": methods,
+        "gains": check.pair_list(cfg, "task.gains", dim=2),
+        "courses": load_courses(cfg),
+        "params": physics_params(cfg),
+        "seeds": check.int_list(cfg, "seeds"),
+        "reach": check.number(cfg, "task.reach_radius", lo=0, lo_open=True),
+        "timeout_s": check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True),
+        "quick": quick,
+    }
+    if str(cfg.refiner.get("kind")) == "afm":
+        check.number(cfg, "refiner.threshold", lo=0, lo_open=True)
+        check.number(cfg, "refiner.cooldown", lo=0, integer=True)
+        check.number(cfg, "refiner.steps", lo=1, integer=True)
+        if str(cfg.refiner.solver) not in ("midpoint", "euler", "rk4"):
+            raise UsageError(f"refiner.solver={cfg.refiner.solver}: accepted midpoint, euler, rk4")
+    if quick:
+        n = int(check.number(cfg, "afm.quick_gains", lo=1, integer=True))
+        first = next(iter(spec["courses"]))
+        spec.update(seeds=spec["seeds"][:1], gains=spec["gains"][:n],
+                    courses={first: spec["courses"][first]})
+    return spec
+
+
+def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
+    spec = validate(cfg)
+    dt = float(cfg.robot.dt)
+    base_model, pre_info = pretrained_model(cfg, {"dt": dt}, log=progress.log)
+    sink.extra["pretrain"] = pre_info
+    if any(m.refine for m in spec["methods"]):
+        from robocl.refiners.afm_train import ensure_checkpoint
+
+        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
+        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
+    if spec["quick"]:
+        sink.note("afm.quick: reduced grid (first seed, first course, first afm.quick_gains gain pairs)")
+    logger = make_logger(cfg, run_dir)
+    env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
+    env.set_params(spec["params"])
+    total = len(spec["seeds"]) * len(spec["gains"]) * len(spec["courses"]) * len(spec["methods"])
+    overall = progress.add_task("episodes", total=total, status="")
+    episode_task = progress.add_task("episode", total=1, status="")
+    done = 0
+    for seed in spec["seeds"]:  # seeds outermost: every condition has a result early
+        for gains in spec["gains"]:
+            schedule = GainSchedule([gains], list(cfg.task.intervention))
+            for course, waypoints in spec["courses"].items():
+                for method in spec["methods"]:
+                    tags = {"method": method.name, "seed": seed, "task": f"{course}{gain_label(gains)}"}
+                    cost = WaypointCost()
+                    controller = make_controller(cfg, method, base_model, cost, seed)
+                    mission = WaypointMission(waypoints, spec["reach"], max(1, round(spec["timeout_s"] / dt)))
+                    progress.update(episode_task, description=f"{method.name} {tags['task']} s{seed}",
+                                    total=len(waypoints), completed=0)
+                    on_step = _step_reporter(progress, episode_task, logger, tags, mission)
+                    metrics, _ = run_waypoint_episode(env, controller, cost, mission, schedule,
+                                                      int(cfg.budget.max_steps), seed, on_step)
+                    row = {**tags, "course": course, "gains": gain_label(gains), **metrics,
+                           **controller_metrics(controller), **_refiner_stats(controller.refiner)}
+                    sink.add_run(row)
+                    logger.log_run(row)
+                    done += 1
+                    progress.update(overall, completed=done,
+                                    status=f"last: {method.name} {tags['task']} success {metrics['success_rate']:.2f}")
+            _write_tables(sink, run_dir, spec, progress, final=False)
+    _write_tables(sink, run_dir, spec, progress, final=True)
+    logger.finish()
+
+
+def _refiner_stats(refiner) -> dict[str, Any]:
+    if getattr(refiner, "name", "") != "afm":
+        return {}
+    return {"afm_switches": refiner.switches, "afm_raw_after_switch": refiner.raw_after_switch}
+
+
+def _step_reporter(progress, task, logger, tags: dict[str, Any], mission: WaypointMission):
+    def on_step(step: int, row: dict[str, Any]) -> None:
+        if step % 10 == 0 or row["event"]:
+            progress.update(task, completed=mission.index,
+                            status=f"{row['regime']:<16} reached {sum(mission.reached):>2}")
+        logger.log_step({**tags, **row})
+
+    return on_step
+
+
+# ---- tables and plots ---------------------------------------------------------------------------
+def per_gain_table(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """gain pair -> method -> mean success rate over courses and seeds."""
+    cells: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        cells[r["gains"]][r["method"]].append(float(r["success_rate"]))
+    return {g: {m: statistics.fmean(v) for m, v in ms.items()} for g, ms in cells.items()}
+
+
+def acceptance(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """mppi_afm vs the best method without `_afm`, averaged over gain pairs, courses and seeds."""
+    means: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        means[r["method"]].append(float(r["success_rate"]))
+    afm = [m for m in means if parse_method(m).refine and not parse_method(m).online]
+    base = [m for m in means if not parse_method(m).refine]
+    if not afm or not base:
+        return None
+    best = max(base, key=lambda m: statistics.fmean(means[m]))
+    afm_name = afm[0]
+    a, b = statistics.fmean(means[afm_name]), statistics.fmean(means[best])
+    ratio = a / b if b > 0 else None
+    return {"afm_method": afm_name, "afm_success": a, "best_baseline": best, "baseline_success": b,
+            "ratio": ratio, "target_ratio": HEADLINE_RATIO,
+            "passed": bool(ratio is not None and ratio >= HEADLINE_RATIO) or (b == 0 and a > 0)}
+
+
+def format_per_gain(table: dict[str, dict[str, float]], methods: list[str]) -> str:
+    lines = ["| gain pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for g, row in table.items():
+        cells = [f"{row[m]:.3f}" if m in row else "—" for m in methods]
+        best = max((row[m] for m in methods if m in row), default=None)
+        cells = [f"**{c}**" if m in row and row[m] == best else c for c, m in zip(cells, methods)]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    mean = {m: statistics.fmean([row[m] for row in table.values() if m in row]) for m in methods
+            if any(m in row for row in table.values())}
+    lines.append("| **mean** | " + " | ".join(f"{mean[m]:.3f}" if m in mean else "—" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progress, final: bool) -> None:
+    from robocl.eval.results import summarize
+    from robocl.utils.io import atomic_write_text
+
+    if not sink.runs:
+        return
+    methods = [m.name for m in spec["methods"]]
+    table = per_gain_table(sink.runs)
+    sink.extra["per_gain_success"] = table
+    check = acceptance(sink.runs)
+    sink.extra["acceptance"] = check
+    text = format_per_gain(table, methods)
+    if check:
+        ratio = f"{check['ratio']:.3f}" if check["ratio"] is not None else "inf"
+        text += (f"\n\n{check['afm_method']} success {check['afm_success']:.3f} vs best non-AFM "
+                 f"{check['best_baseline']} {check['baseline_success']:.3f}: ratio {ratio} "
+                 f"(target >= {HEADLINE_RATIO}) -> {'PASS' if check['passed'] else 'FAIL'}")
+    atomic_write_text(run_dir / "per_gain.md", text + "\n")
+    sink.flush()
+    plot_bars(summarize(sink.runs), "success_rate", run_dir / "success_by_method.png",
+              title="success rate by method (mean over gain pairs, courses, seeds)")
+    plot_per_gain(table, methods, run_dir / "success_by_gain.png")
+    if final:
+        progress.log("per-gain success rate (mean over courses and seeds):\n" + text)
+
+
+def plot_per_gain(table: dict[str, dict[str, float]], methods: list[str], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    gains = list(table)
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(2.0 + 0.9 * len(gains) * max(1, len(methods)) * 0.45, 4.2))
+    x = np.arange(len(gains))
+    for k, m in enumerate(methods):
+        ax.bar(x + (k - (len(methods) - 1) / 2) * width, [table[g].get(m, 0.0) for g in gains], width, label=m)
+    ax.set_xticks(x, gains, rotation=30, ha="right")
+    ax.set_xlabel("gain pair (v, w)")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("success rate by gain pair")
+    ax.legend(fontsize=8, ncol=min(4, len(methods)))
+    return save_figure(fig, path)

@@ -1,0 +1,303 @@
+"""Action Flow Matching (AFM): refine a planned action so the realized transition matches the plan.
+
+The planner trusts a nominal learned model; when the real robot drifts (a gain intervention, a
+payload), the action it plans no longer does what it predicts. A conditional flow transports the
+planned action `a_p` to the intended action `a*` that realizes the planned transition in the current
+regime. The regime is inferred *in context* from recent transitions (state features, executed
+action, state error = realized - nominal prediction for that action); no gradient step runs on the
+robot. The flow ODE t: 0 -> 1 is integrated with torchdyn's `NeuralODE`.
+
+Regime switching follows the paper: when the realized next state misses the planned one by more than
+`threshold`, the raw planned action is executed once to observe the new regime cleanly, the context
+is re-registered from that transition, and refinement resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchdyn.core import NeuralODE
+
+from robocl.refiners.base import Refiner
+
+SOLVERS = ("midpoint", "euler", "rk4")
+
+
+def _mlp(sizes: list[int], last_act: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_act:
+            layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class AFMShape:
+    """Dimensions of one robot's AFM problem (from its codec and action box)."""
+
+    feature_dim: int
+    action_dim: int
+    target_dim: int
+    context_size: int = 8
+    hidden: int = 128
+    embed: int = 64
+
+    @property
+    def row_dim(self) -> int:
+        """One context row: state features, executed action, state error (target space)."""
+        return self.feature_dim + self.action_dim + self.target_dim
+
+
+class AFMNet(nn.Module):
+    """v(x_t, t | regime, state, a_p): action and regime encoders plus a small MLP flow head.
+
+    The planned action is part of the condition, not only the flow's start point: a continuous
+    flow map is orientation-preserving, so without it no ODE could carry a_p to a sign-flipped
+    intended action (gain (-1, 2) maps (v, w) to (-v, w/2)); all straight paths would meet at 0.
+    Everything is normalized inside (buffers saved with the weights), so the checkpoint alone
+    maps raw states/actions/errors to raw actions. The condition's contribution to the head's
+    first layer is computed once per refinement, not once per ODE step (latency).
+    """
+
+    def __init__(self, shape: AFMShape) -> None:
+        super().__init__()
+        self.shape = shape
+        f, a, d, h, e = shape.feature_dim, shape.action_dim, shape.target_dim, shape.hidden, shape.embed
+        self.register_buffer("feat_mean", torch.zeros(f))
+        self.register_buffer("feat_std", torch.ones(f))
+        self.register_buffer("act_center", torch.zeros(a))
+        self.register_buffer("act_scale", torch.ones(a))
+        self.register_buffer("err_scale", torch.ones(d))
+        self.context_encoder = _mlp([shape.row_dim, h, h, e], last_act=True)
+        self.regime_head = _mlp([e, h, e], last_act=True)
+        self.state_encoder = _mlp([f, e], last_act=True)
+        self.action_encoder = _mlp([a, e], last_act=True)
+        self.cond_proj = nn.Linear(3 * e, h)
+        self.flow_in = nn.Linear(a + 1, h, bias=False)
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, a))
+
+    # ---- normalization ------------------------------------------------------------------------
+    def set_normalization(self, feat_mean: Tensor, feat_std: Tensor, act_low: Tensor, act_high: Tensor,
+                          err_scale: Tensor) -> None:
+        with torch.no_grad():
+            self.feat_mean.copy_(feat_mean)
+            self.feat_std.copy_(feat_std.clamp_min(1e-6))
+            self.act_center.copy_((act_high + act_low) / 2)
+            self.act_scale.copy_(((act_high - act_low) / 2).clamp_min(1e-6))
+            self.err_scale.copy_(err_scale.clamp_min(1e-6))
+
+    def norm_action(self, a: Tensor) -> Tensor:
+        return (a - self.act_center) / self.act_scale
+
+    def denorm_action(self, x: Tensor) -> Tensor:
+        return x * self.act_scale + self.act_center
+
+    def norm_rows(self, rows: Tensor) -> Tensor:
+        f, a = self.shape.feature_dim, self.shape.action_dim
+        return torch.cat([(rows[..., :f] - self.feat_mean) / self.feat_std,
+                          self.norm_action(rows[..., f:f + a]),
+                          rows[..., f + a:] / self.err_scale], dim=-1)
+
+    # ---- network ------------------------------------------------------------------------------
+    def condition(self, features: Tensor, rows: Tensor, mask: Tensor, planned: Tensor) -> Tensor:
+        """Condition vector (B, hidden) from current state features (B, F), context rows (B, K, C)
+        with validity mask (B, K) and the planned action (B, A); the regime is a masked mean over
+        encoded rows."""
+        enc = self.context_encoder(self.norm_rows(rows))
+        w = mask.to(enc.dtype).unsqueeze(-1)
+        pooled = (enc * w).sum(-2) / w.sum(-2).clamp_min(1.0)
+        regime = self.regime_head(pooled)
+        state = self.state_encoder((features - self.feat_mean) / self.feat_std)
+        action = self.action_encoder(self.norm_action(planned))
+        return self.cond_proj(torch.cat([regime, state, action], dim=-1))
+
+    def velocity(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        """Velocity in normalized action space; x (B, A), t scalar or (B,), cond (B, hidden)."""
+        t = t.to(x).expand(x.shape[0]).unsqueeze(-1) if t.dim() == 0 else t.to(x).reshape(-1, 1)
+        # Functional form of head(flow_in([x, t]) + cond): called 20x per refinement, module-call
+        # overhead would dominate at batch size 1.
+        _, l1, _, l2 = self.head
+        h = F.silu(F.linear(torch.cat([x, t], dim=-1), self.flow_in.weight) + cond)
+        return F.linear(F.silu(F.linear(h, l1.weight, l1.bias)), l2.weight, l2.bias)
+
+    def cfm_loss(self, features: Tensor, rows: Tensor, mask: Tensor, planned: Tensor, intended: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Conditional flow matching: x_t = (1-t) a_p + t a*, regress a* - a_p (normalized)."""
+        x0, x1 = self.norm_action(planned), self.norm_action(intended)
+        t = torch.rand(x0.shape[0], generator=generator, device=x0.device)
+        xt = x0 + t.unsqueeze(-1) * (x1 - x0)
+        pred = self.velocity(xt, t, self.condition(features, rows, mask, planned))
+        return (pred - (x1 - x0)).pow(2).mean()
+
+
+class _ConditionedField(nn.Module):
+    """torchdyn vector field: the condition is fixed for one integration (set by `AFMFlow`).
+
+    The network is held outside module registration: torchdyn walks `named_modules()` of the
+    field at every evaluation, which cost more than the network itself (latency).
+    """
+
+    def __init__(self, net: AFMNet) -> None:
+        super().__init__()
+        self._net = (net,)
+        self.cond: Tensor | None = None
+
+    def forward(self, t: Tensor, x: Tensor, args: Any = None) -> Tensor:
+        return self._net[0].velocity(x, t, self.cond)
+
+
+class AFMFlow:
+    """Batched transport of planned actions with a torchdyn `NeuralODE` (fixed-step solver)."""
+
+    def __init__(self, net: AFMNet, solver: str = "midpoint", steps: int = 10) -> None:
+        if solver not in SOLVERS:
+            raise ValueError(f"solver={solver!r}: accepted {', '.join(SOLVERS)}")
+        if steps < 1:
+            raise ValueError(f"steps={steps}: must be >= 1")
+        self.net = net
+        self.field = _ConditionedField(net)
+        self.ode = NeuralODE(self.field, solver=solver, sensitivity="autograd", return_t_eval=False,
+                             optimizable_params=list(net.parameters()))
+        self.t_span = torch.linspace(0.0, 1.0, steps + 1)
+
+    def transport(self, features: Tensor, rows: Tensor, mask: Tensor, planned: Tensor) -> Tensor:
+        """Refined actions (B, A) for planned actions (B, A) under per-sample contexts."""
+        self.field.cond = self.net.condition(features, rows, mask, planned)
+        try:
+            x1 = self.ode(self.net.norm_action(planned), self.t_span, save_at=self.t_span[-1:])[-1]
+        finally:
+            self.field.cond = None
+        return self.net.denorm_action(x1)
+
+
+@dataclass
+class RegimeEvent:
+    step: int
+    kind: str  # "switch" (detected in observe), "raw" (raw planned action executed), "register"
+    error: float = 0.0
+
+
+class AFMRefiner(Refiner):
+    """In-context action refinement with regime-switch detection (no learning at run time).
+
+    `model` is the dynamics model the planner uses (its nominal prediction defines the planned
+    transition); `codec` maps states to features/targets. `threshold` is on the RMS of the state
+    error normalized by the refiner's error scale; `cooldown` control steps must pass after a
+    registration before another switch may be declared (an unreachable regime keeps the error high).
+    """
+
+    name = "afm"
+
+    def __init__(self, net: AFMNet, model: nn.Module, codec: Any, action_low: Tensor, action_high: Tensor,
+                 threshold: float = 1.0, cooldown: int = 5, solver: str = "midpoint", steps: int = 10,
+                 context_size: int | None = None) -> None:
+        self.net = net.eval()
+        self.model = model
+        self.codec = codec
+        self.low = torch.as_tensor(action_low, dtype=torch.float32)
+        self.high = torch.as_tensor(action_high, dtype=torch.float32)
+        self.threshold = float(threshold)
+        self.cooldown = int(cooldown)
+        self.flow = AFMFlow(net, solver, steps)
+        self.context_size = int(context_size or net.shape.context_size)
+        self.events: list[RegimeEvent] = []
+        self.switches = 0
+        self.raw_after_switch = 0
+        self.reset()
+
+    def reset(self) -> None:
+        k, c = self.context_size, self.net.shape.row_dim
+        self.rows = torch.zeros(1, k, c)
+        self.mask = torch.zeros(1, k, dtype=torch.bool)
+        self.count = 0
+        self.step = 0
+        self.since_register = 0
+        self.pending_raw = True  # no regime known yet: observe it with the raw action first
+        self.pending_cause = "start"
+        self.last_was_raw = False
+        self.last_error = 0.0
+
+    # ---- acting -------------------------------------------------------------------------------
+    def refine(self, state: Tensor, planned_action: Tensor) -> Tensor:
+        self.step += 1
+        if self.pending_raw or self.count == 0:
+            self.last_was_raw = True
+            self.events.append(RegimeEvent(self.step, "raw"))
+            if self.pending_cause == "switch":
+                self.raw_after_switch += 1
+            self.pending_raw = False
+            return planned_action
+        self.last_was_raw = False
+        return self.refine_batch(state[None], planned_action[None], self.rows, self.mask)[0]
+
+    def refine_batch(self, states: Tensor, planned: Tensor, rows: Tensor, mask: Tensor) -> Tensor:
+        """Batched refinement (B candidate actions / robots), clipped to the action box."""
+        with torch.inference_mode():
+            out = self.flow.transport(self.codec.features(states), rows.expand(states.shape[0], -1, -1),
+                                      mask.expand(states.shape[0], -1), planned.to(torch.float32))
+        return torch.max(torch.min(out, self.high), self.low)
+
+    # ---- observing ----------------------------------------------------------------------------
+    def observe(self, state: Tensor, planned_action: Tensor, executed_action: Tensor, next_state: Tensor,
+                predicted_next_state: Tensor) -> None:
+        with torch.inference_mode():
+            realized = self.codec.targets(state, next_state)
+            miss = (realized - self.codec.targets(state, predicted_next_state)) / self.net.err_scale
+            error = float(miss.pow(2).mean().sqrt())
+            if torch.equal(executed_action, planned_action):
+                predicted_exec = predicted_next_state
+            else:
+                predicted_exec = self.model.predict(state[None], executed_action[None])[0][0]
+            regime_error = realized - self.codec.targets(state, predicted_exec)
+            row = torch.cat([self.codec.features(state), executed_action.to(torch.float32), regime_error])
+        self.last_error = error
+        self.since_register += 1
+        if self.last_was_raw:
+            self._clear()
+            self._push(row)
+            self.since_register = 0
+            self.pending_cause = ""
+            self.events.append(RegimeEvent(self.step, "register", error))
+        elif error > self.threshold and self.since_register >= self.cooldown:
+            self.switches += 1
+            self.pending_raw = True
+            self.pending_cause = "switch"
+            self.events.append(RegimeEvent(self.step, "switch", error))
+        else:
+            self._push(row)
+        self.last_was_raw = False
+
+    def _clear(self) -> None:
+        self.mask.zero_()
+        self.count = 0
+
+    def _push(self, row: Tensor) -> None:
+        """Append a context row; the oldest one is dropped when the window is full."""
+        k = self.context_size
+        if self.count < k:
+            self.rows[0, self.count] = row
+            self.mask[0, self.count] = True
+            self.count += 1
+        else:
+            self.rows[0] = torch.roll(self.rows[0], -1, dims=0)
+            self.rows[0, -1] = row
+
+
+def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, **context: Any) -> AFMRefiner:
+    """Factory for `refiner=afm`: loads the cached network for this nominal model (trains it if missing)."""
+    from robocl.cli.app import UsageError
+    from robocl.refiners.afm_train import ensure_checkpoint
+
+    if model is None or robot is None:
+        raise UsageError("refiner=afm needs the robot config and the planner's dynamics model")
+    if str(node.solver) not in SOLVERS:
+        raise UsageError(f"refiner.solver={node.solver}: accepted {', '.join(SOLVERS)}")
+    net, _, _ = ensure_checkpoint(node, robot, model)
+    return AFMRefiner(net, model, model.codec, torch.as_tensor(list(robot.action_low)),
+                      torch.as_tensor(list(robot.action_high)), threshold=float(node.threshold),
+                      cooldown=int(node.cooldown), solver=str(node.solver), steps=int(node.steps))

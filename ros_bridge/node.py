@@ -1,0 +1,214 @@
+"""`robocl-ros`: build the onboard node from the config and run it until SIGINT/SIGTERM.
+
+Order: validate the config (no ROS needed, a typo costs nothing) -> start the transport and read the
+ROS parameters -> build the Controller (a saved on-board checkpoint if there is one, else the cached
+nominal model, trained on first use) -> subscribe -> control loop. On shutdown the strategy (model +
+optimizer) is checkpointed atomically and results.json / cycles.csv are written to the run dir.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, open_dict
+from robocl_ros import RosUnavailable
+from robocl_ros.params import apply, defaults
+from robocl_ros.robots import BINDINGS, RobotBinding, make_cost
+
+from robocl import config_check as check
+from robocl.cli.app import UsageError
+
+TRANSPORTS = ("ros2", "ros1")
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def binding_for(cfg: DictConfig) -> RobotBinding:
+    name = str(check.get(cfg, "robot.name"))
+    if name not in BINDINGS:
+        raise UsageError(f"robot={name}: the ROS bridge drives {', '.join(BINDINGS)}")
+    return BINDINGS[name]
+
+
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """Fill the config's derived defaults in place and check every node setting; returns the ROS params."""
+    binding = binding_for(cfg)
+    transport = str(check.get(cfg, "ros.transport"))
+    if transport not in TRANSPORTS:
+        raise UsageError(f"ros.transport={transport}: accepted: {', '.join(TRANSPORTS)}")
+    from robocl.methods import parse_method
+
+    parse_method(str(check.get(cfg, "ros.method")))
+    dt = check.number(cfg, "robot.dt", lo=0, lo_open=True)
+    with open_dict(cfg):
+        if cfg.ros.rate_hz is None:
+            cfg.ros.rate_hz = 1.0 / dt
+        rate = check.number(cfg, "ros.rate_hz", lo=0.5, hi=500)
+        if cfg.ros.watchdog.odom_timeout_s is None:
+            cfg.ros.watchdog.odom_timeout_s = 1.0 / rate
+        if cfg.ros.watchdog.plan_deadline_s is None:
+            cfg.ros.watchdog.plan_deadline_s = 0.8 / rate
+        if cfg.ros.topics.command is None:
+            cfg.ros.topics.command = binding.default_command_topic
+        if cfg.ros.checkpoint.path is None:
+            cfg.ros.checkpoint.path = str(Path(str(cfg.runtime.cache_dir)) / "ros" /
+                                          f"{binding.name}-{cfg.dynamics.kind}-node.pt")
+    values = defaults(cfg)
+    check_learning(cfg, values)
+    for key in ("ros.status_period_s", "ros.regime.ratio", "ros.regime.floor"):
+        check.number(cfg, key, lo=0, lo_open=True)
+    for key in ("ros.regime.window_short", "ros.regime.window_long", "ros.seed"):
+        check.number(cfg, key, lo=0 if key == "ros.seed" else 1, integer=True)
+    check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True)
+    return values
+
+
+def check_learning(cfg: DictConfig, values: dict[str, Any]) -> None:
+    rate, dt = float(values["rate_hz"]), float(cfg.robot.dt)
+    if values["learn"] and abs(rate * dt - 1.0) > 1e-6:
+        raise UsageError(f"ros.rate_hz={rate:g}: learning needs transitions one robot.dt={dt:g} s apart, i.e. "
+                         f"rate_hz={1 / dt:g}; set ros.learn=false to run at another rate")
+
+
+def transport_classes(name: str):
+    """(node transport, sim transport) classes; RosUnavailable -> one-line install hint."""
+    if name == "ros2":
+        from robocl_ros import ros2
+
+        ros2.import_rclpy()
+        return ros2.Ros2NodeTransport, ros2.Ros2SimTransport
+    from robocl_ros import ros1
+
+    ros1.import_rospy()
+    return ros1.Ros1NodeTransport, ros1.Ros1SimTransport
+
+
+def validate(cfg: DictConfig) -> None:
+    resolve(cfg)
+    try:
+        transport_classes(str(cfg.ros.transport))
+    except RosUnavailable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _env_kwargs(cfg: DictConfig) -> tuple[dict[str, Any], Any]:
+    if cfg.robot.name == "quadrotor":
+        from robocl.robots.quadrotor import hold_altitude
+
+        return {"control_hz": float(cfg.robot.control_hz)}, hold_altitude()
+    return {"dt": float(cfg.robot.dt)}, None
+
+
+def build_controller(cfg: DictConfig, binding: RobotBinding):
+    """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
+    from robocl.experiments.common import make_controller, make_model, pretrained_model
+    from robocl.methods import parse_method
+
+    method = parse_method(str(cfg.ros.method))
+    cost, set_goal_fn = make_cost(binding.name, int(cfg.planner.horizon))
+    path = Path(str(cfg.ros.checkpoint.path))
+    state = None
+    if bool(cfg.ros.checkpoint.load) and path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        base = make_model(cfg)
+    else:
+        kwargs, shape = _env_kwargs(cfg)
+        base, _ = pretrained_model(cfg, kwargs, log=log, shape_action=shape)
+    controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed))
+    if state is not None:
+        try:
+            controller.strategy.load_state_dict(state["strategy"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"ros.checkpoint.path={path}: does not fit this model/strategy ({first}); move it "
+                             "away or set ros.checkpoint.load=false") from None
+        controller.model.eval()
+        log(f"robocl-ros: loaded on-board checkpoint {path} "
+            f"({state.get('meta', {}).get('learned_transitions', '?')} transitions learned last run)")
+    return controller, (lambda goal: set_goal_fn(cost, goal)), state is not None
+
+
+def run_node(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
+    from robocl_ros.core import NodeCore, NodeSettings, RegimeMonitor, SimClock, WallClock
+
+    from robocl.eval.sink import ResultSink
+
+    values = resolve(cfg)
+    binding = binding_for(cfg)
+    node_cls, _ = transport_classes(str(cfg.ros.transport))
+    transport = node_cls(str(cfg.ros.node_name), binding, values, ros_args, bool(cfg.ros.use_sim_time))
+    try:
+        values = transport.values
+        check_learning(cfg, values)
+        with open_dict(cfg):
+            apply(cfg, values)
+            cfg.ros.use_sim_time = transport.use_sim_time
+        controller, set_goal, loaded = build_controller(cfg, binding)
+        period = 1.0 / float(values["rate_hz"])
+        settings = NodeSettings(
+            period_s=period, odom_timeout_s=float(values["odom_timeout_s"]),
+            plan_deadline_s=float(values["plan_deadline_s"]), state_limit=float(values["state_limit"]),
+            learn=bool(values["learn"]), model_dt=float(cfg.robot.dt), reach_radius=float(values["reach_radius"]),
+            waypoint_timeout_s=float(cfg.task.waypoint_timeout_s), status_period_s=float(cfg.ros.status_period_s),
+            checkpoint_path=str(cfg.ros.checkpoint.path), checkpoint_every_s=float(values["checkpoint_every_s"]))
+        r = cfg.ros.regime
+        regime = RegimeMonitor(int(r.window_short), int(r.window_long), float(r.ratio), float(r.floor))
+        clock = SimClock() if transport.use_sim_time else WallClock()
+        low, high = np.asarray(cfg.robot.action_low, float), np.asarray(cfg.robot.action_high, float)
+        core = NodeCore(controller, transport, settings, set_goal, low, high, clock, log, regime)
+        core.loaded_checkpoint = loaded
+        transport.attach(core, clock if isinstance(clock, SimClock) else None)
+        _stop_on_signals(core.stop)
+        log(f"robocl-ros: {binding.name} node '{cfg.ros.node_name}' on {cfg.ros.transport} at {1 / period:g} Hz "
+            f"({'sim time' if clock.sim else 'wall clock'}), odometry {values['odom_topic']} -> command "
+            f"{values['command_topic']}; run dir {run_dir}")
+        try:
+            core.run()
+        finally:
+            _write_results(cfg, run_dir, core, ResultSink)
+    finally:
+        transport.close()
+    return 0
+
+
+def _stop_on_signals(stop) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop())
+
+
+def _write_results(cfg: DictConfig, run_dir: Path, core, sink_cls) -> None:
+    sink = sink_cls(run_dir, "ros", str(cfg.experiment_name), cfg)
+    m = core.mission
+    s = core.controller.stats
+    row = {
+        "method": str(cfg.ros.method), "seed": int(cfg.ros.seed), "task": f"{cfg.ros.transport}-{cfg.robot.name}",
+        **core.timing(),
+        "control_hz": 1.0 / core.settings.period_s,
+        "success_rate": m.success_rate if m else None,
+        "waypoints_reached": int(sum(m.reached)) if m else 0,
+        "waypoints_total": len(m.waypoints) if m else 0,
+        "safety_events": int(sum(core.events.values())),
+        "regime_detections": core.regime.detections,
+        "learned_transitions": core.learned,
+        "dyn_mse": float(np.mean(s.pred_sq_err)) if s.pred_sq_err else None,
+        "nonfinite_substitutions": core.nonfinite_substitutions,
+    }
+    sink.extra.update({"safety_events_by_reason": dict(core.events), "events": core.event_log[-500:],
+                       "checkpoint": {"path": core.settings.checkpoint_path, "loaded": core.loaded_checkpoint,
+                                      "saved": bool(core.settings.learn)}})
+    if core.clock.sim:
+        sink.note("sim time: jitter (lateness against the wall-clock schedule) is not measured")
+    sink.add_run(row)
+    core.write_cycles_csv(Path(run_dir) / "cycles.csv")
+    log("robocl-ros: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                                   if v is not None))

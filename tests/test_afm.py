@@ -1,0 +1,157 @@
+"""AFM refiner: the flow learns known planned->intended maps, in context; regime-switch logic."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import pytest
+import robocl_envs  # noqa: F401
+import torch
+from omegaconf import OmegaConf
+
+from robocl.cli.app import compose
+from robocl.dynamics.training import train_offline
+from robocl.experiments.common import make_model
+from robocl.refiners.afm import SOLVERS, AFMFlow, AFMNet, AFMRefiner, AFMShape
+from robocl.refiners.afm_data import AFMData
+from robocl.refiners.afm_train import ensure_checkpoint, train_net, transport_error
+
+LOW = torch.tensor([-1.0, -math.pi / 2])
+HIGH = -LOW
+TRAIN = OmegaConf.create({"epochs": 25, "batch_size": 256, "lr": 3e-3, "val_fraction": 0.2, "seed": 0})
+
+
+def synthetic(gains: list[list[float]], per_regime: int = 200, seed: int = 0) -> AFMData:
+    """Regimes with known gains: intended = clip(planned / gain); each context row carries the
+    regime's signature (executed action and the state error a gain would cause), as in the real data."""
+    g = torch.Generator().manual_seed(seed)
+    n_reg = len(gains)
+    gains_t = torch.tensor(gains, dtype=torch.float32)
+    regime = torch.arange(n_reg).repeat_interleave(per_regime)
+    n = regime.numel()
+    planned = LOW + (HIGH - LOW) * torch.rand(n, 2, generator=g)
+    intended = torch.max(torch.min(planned / gains_t[regime], HIGH), LOW)
+    features = torch.randn(n, 3, generator=g)
+    executed = LOW + (HIGH - LOW) * torch.rand(n, 2, generator=g)
+    err = torch.zeros(n, 6)
+    err[:, 3] = (gains_t[regime, 0] - 1) * executed[:, 0]  # forward-speed miss
+    err[:, 5] = (gains_t[regime, 1] - 1) * executed[:, 1]  # yaw-rate miss
+    rows = torch.cat([features, executed, err], dim=-1)
+    lengths = torch.full((n_reg,), per_regime)
+    return AFMData(features, planned, intended, rows, torch.zeros(n), torch.ones(n, dtype=torch.bool), regime,
+                   torch.cumsum(lengths, 0) - lengths, lengths, gains_t, torch.zeros(n_reg, dtype=torch.bool))
+
+
+def fitted_net(data: AFMData, context: int = 4) -> AFMNet:
+    net = AFMNet(AFMShape(3, 2, 6, context_size=context, hidden=64, embed=32))
+    net.set_normalization(data.features.mean(0), data.features.std(0), LOW, HIGH, torch.ones(6))
+    train_net(net, data, TRAIN)
+    return net
+
+
+def test_flow_transports_constant_gain():
+    """One fixed gain (-1, 0.5): v flips, w saturates for half the box. Short training suffices."""
+    data = synthetic([[-1.0, 0.5]] * 10)
+    net = fitted_net(data)
+    idx = torch.arange(len(data))
+    for solver in SOLVERS:
+        err, identity = transport_error(net, data, idx, solver=solver)
+        assert identity > 0.5
+        assert err < 0.06, (solver, err)
+
+
+def test_flow_infers_the_regime_from_context():
+    """Two regimes that need opposite corrections; only the context tells them apart."""
+    data = synthetic([[-1.0, 1.0], [1.0, -2.0]] * 8)
+    net = fitted_net(data)
+    err, identity = transport_error(net, data, torch.arange(len(data)))
+    assert identity > 0.3 and err < 0.08, (err, identity)
+    # the same planned action and state, two contexts -> the two regimes' intended actions
+    planned = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
+    rows, mask = data.sample_context(torch.tensor([0, 200]), 4, torch.Generator().manual_seed(0), min_size=4)
+    out = AFMFlow(net).transport(torch.zeros(2, 3), rows, mask, planned).detach()
+    assert torch.allclose(out[0], torch.tensor([-0.6, 0.4]), atol=0.12), out
+    assert torch.allclose(out[1], torch.tensor([0.6, -0.2]), atol=0.12), out
+
+
+def test_flow_is_batched_and_solver_steps_matter():
+    data = synthetic([[2.0, -1.0]] * 4, per_regime=100)
+    net = fitted_net(data, context=2)
+    idx = torch.arange(64)
+    rows, mask = data.sample_context(idx, 2)
+    with torch.inference_mode():
+        batch = AFMFlow(net, "midpoint", 10).transport(data.features[idx], rows, mask, data.planned[idx])
+        single = torch.cat([AFMFlow(net, "midpoint", 10).transport(data.features[i:i + 1], rows[i:i + 1],
+                                                                    mask[i:i + 1], data.planned[i:i + 1])
+                            for i in range(3)])
+    assert batch.shape == (64, 2)
+    assert torch.allclose(batch[:3], single, atol=1e-5)
+    with pytest.raises(ValueError):
+        AFMFlow(net, "dopri5")
+
+
+@pytest.fixture(scope="module")
+def small_setup(tmp_path_factory):
+    """A small nominal ensemble and a small AFM trained through the real pipeline (cached checkpoint)."""
+    torch.set_num_threads(1)
+    cache = tmp_path_factory.mktemp("afm-cache")
+    cfg, _ = compose(["experiment=ugv_afm", "dynamics.ensemble_size=2", "dynamics.hidden_size=64",
+                      f"runtime.cache_dir={cache}", "refiner.data.regimes=60", "refiner.data.steps=30",
+                      "refiner.train.epochs=4", "refiner.hidden=64", "refiner.embed=32"])
+    from robocl.data import collect_exploration
+
+    env = gym.make("robocl/UGV-v0").unwrapped
+    model = make_model(cfg)
+    train_offline(model, collect_exploration(env, episodes=8, steps=120, seed=0), epochs=25, seed=0)
+    net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=lambda *a: None)
+    return cfg, model, net, info, path
+
+
+def test_checkpoint_is_cached_and_reused(small_setup):
+    cfg, model, net, info, path = small_setup
+    assert path.exists() and path.parent == __import__("pathlib").Path(cfg.runtime.cache_dir)
+    assert info["samples"] > 1000 and info["val_transport_mae"] is not None
+    again, _, path2 = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=lambda *a: pytest.fail("retrained"))
+    assert path2 == path
+    for a, b in zip(net.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_raw_action_executed_exactly_once_per_detected_switch(small_setup):
+    """Drive the real UGV with a fixed plan while the actuation flips; after every detected switch
+    the refiner returns the raw planned action exactly once, then refines again."""
+    cfg, model, net, _, _ = small_setup
+    refiner = AFMRefiner(net, model, model.codec, LOW, HIGH, threshold=1.0, cooldown=3)
+    env = gym.make("robocl/UGV-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    regime_changes = {0: (1.0, 1.0), 25: (-1.0, 1.0), 50: (1.0, 1.0), 75: (-1.0, -1.0)}
+    raw_steps, switch_steps = [], []
+    for step in range(100):
+        if step in regime_changes:
+            env.set_gains(regime_changes[step])
+        s = torch.as_tensor(obs, dtype=torch.float32)
+        planned = torch.tensor([0.7, 0.3 * math.sin(step / 7.0)])
+        action = refiner.refine(s, planned)
+        if torch.equal(action, planned):
+            raw_steps.append(step)
+        next_obs, *_ = env.step(action.numpy())
+        s2 = torch.as_tensor(next_obs, dtype=torch.float32)
+        with torch.no_grad():
+            predicted = model.predict(s[None], planned[None])[0][0]
+        before = refiner.switches
+        refiner.observe(s, planned, action, s2, predicted)
+        if refiner.switches > before:
+            switch_steps.append(step)
+        obs = next_obs
+    assert refiner.switches == len(switch_steps) >= 3
+    assert refiner.raw_after_switch == refiner.switches
+    # the first step (no regime known yet) and the step after each detected switch, nothing else
+    assert raw_steps == [0] + [s + 1 for s in switch_steps if s + 1 < 100]
+    # every true sign flip is detected within two steps
+    for change in (25, 50, 75):
+        assert any(change <= s <= change + 2 for s in switch_steps), (change, switch_steps)
+    kinds = [e.kind for e in refiner.events]
+    for i, kind in enumerate(kinds):
+        if kind == "switch":
+            assert kinds[i + 1:i + 3] == ["raw", "register"]
