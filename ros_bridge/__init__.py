@@ -6,7 +6,8 @@ without ROS; the adapters in `robocl_ros.ros2` / `robocl_ros.ros1` import their 
 when a node is built.
 """
 
-INSTALL_ROS2 = "pip install 'robocl[ros2]'  (= ros-rclpy ros-geometry-msgs ros-nav-msgs ros-std-msgs ros-rmw-fastrtps-cpp)"
+INSTALL_ROS2 = ("pip install 'robocl[ros2]'  (= ros-rclpy ros-geometry-msgs ros-nav-msgs ros-std-msgs "
+                "ros-rmw-fastrtps-cpp)")
 INSTALL_ROS1 = ("apt-get install -y --no-install-recommends ros-core python3-rospy python3-geometry-msgs "
                 "python3-nav-msgs python3-std-msgs python3-rostopic  (Debian bookworm)")
 

@@ -5,9 +5,11 @@ Three threads, so a slow plan never blocks message I/O and a stuck plan never ke
   newest odometry/waypoints/clock here (`on_odometry`, `on_waypoints`) and never waits on planning;
 - the control loop (`run`) ticks at a fixed rate on the node clock (wall or /clock sim time): take the
   latest state -> plan with the Controller -> publish -> learn from the transition just observed;
-- the watchdog ticks on the steady (wall) clock, independently of the loop and of /clock: odometry
-  older than `odom_timeout_s` (or none yet), or a plan running past `plan_deadline_s`, publishes the
-  safe command (zero twist / hover) and reports it; the loop resumes normal commands once healthy.
+- the watchdog ticks on the steady (wall) clock, independently of the loop: odometry older than
+  `odom_timeout_s` (or none yet), or a plan running past `plan_deadline_s`, publishes the safe command
+  (zero twist / hover) and reports it; the loop resumes normal commands once healthy. With sim time
+  the odometry age is measured on /clock, and a /clock that stops for over a second of wall time
+  (the simulator died) counts as stale too.
 The loop checks non-finite/out-of-range states itself, and every command passes
 `convert.safe_command`, so a NaN in a message can never leave the node as a non-finite command.
 """
@@ -164,6 +166,7 @@ class _Odom:
     stamp: float  # message header time (node clock domain); 0 if the sender leaves it empty
     rx: float  # steady-clock receipt time
     seq: int
+    rx_node: float = 0.0  # node-clock receipt time (sim time with use_sim_time)
 
 
 @dataclass
@@ -241,7 +244,7 @@ class NodeCore:
     def on_odometry(self, state: np.ndarray, stamp: float = 0.0) -> None:
         with self._lock:
             self._seq += 1
-            self._odom = _Odom(np.asarray(state, float), float(stamp), time.monotonic(), self._seq)
+            self._odom = _Odom(np.asarray(state, float), float(stamp), time.monotonic(), self._seq, self.clock.now())
 
     def on_waypoints(self, points: np.ndarray) -> None:
         pts = np.asarray(points, float)
@@ -296,13 +299,19 @@ class NodeCore:
     def input_problem(self, odom: _Odom | None, now: float) -> str | None:
         if odom is None:
             return "no odometry yet"
-        if now - odom.rx > self.settings.odom_timeout_s:
+        if self._stale(odom, now):
             return "odometry stale"
         if not np.all(np.isfinite(odom.state)):
             return "non-finite state"
         if np.any(np.abs(odom.state) > self.settings.state_limit):
             return "state out of range"
         return None
+
+    def _stale(self, odom: _Odom, now: float) -> bool:
+        timeout = self.settings.odom_timeout_s
+        if self.clock.sim:
+            return self.clock.now() - odom.rx_node > timeout or now - odom.rx > timeout + 1.0
+        return now - odom.rx > timeout
 
     def _watchdog(self) -> None:
         interval = self.settings.check_interval()
@@ -319,7 +328,7 @@ class NodeCore:
             if odom is None:
                 self.publish_safe("no odometry yet", safety=False)
                 continue
-            if now - odom.rx > self.settings.odom_timeout_s:
+            if self._stale(odom, now):
                 self.publish_safe("odometry stale")
 
     # ---- control loop ---------------------------------------------------------------------------

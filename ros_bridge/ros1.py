@@ -14,12 +14,14 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from robocl_ros import INSTALL_ROS1, RosUnavailable, messages
 from robocl_ros.params import NODE_PARAMS, check_value
-from robocl_ros.robots import RobotBinding
+
+if TYPE_CHECKING:
+    from robocl_ros.robots import RobotBinding
 
 DIST = os.environ.get("ROBOCL_ROS1_PYTHONPATH", "/usr/lib/python3/dist-packages")
 MSG_PACKAGES = ("std_msgs", "geometry_msgs", "nav_msgs", "rosgraph_msgs")
@@ -45,22 +47,25 @@ def import_rospy():
             sys.path.append(DIST)
         import rospy
     except Exception as exc:
-        raise RosUnavailable(f"ROS 1 is not available ({type(exc).__name__}: {exc}); install it: {INSTALL_ROS1}") from None
+        why = f"{type(exc).__name__}: {exc}"
+        raise RosUnavailable(f"ROS 1 is not available ({why}); install it: {INSTALL_ROS1}") from None
     return rospy
 
 
 class _Base:
-    def __init__(self, node_name: str, use_sim_time: bool) -> None:
+    """rospy.init_node; `/use_sim_time` is set by the clock's owner (the sim, always) or by a node told to use it."""
+
+    def __init__(self, node_name: str, use_sim_time: bool, owns_clock: bool = False) -> None:
         rospy = import_rospy()
         self.rospy = rospy
-        if use_sim_time:
-            import rosgraph
+        import rosgraph
 
-            if not rosgraph.is_master_online():
-                raise RuntimeError(f"no ROS master at {rosgraph.get_master_uri()}")
-            rospy.set_param("/use_sim_time", True)
+        if not rosgraph.is_master_online():
+            raise RuntimeError(f"no ROS master at {rosgraph.get_master_uri()} (start roscore, or set ROS_MASTER_URI)")
+        if use_sim_time or owns_clock:
+            rospy.set_param("/use_sim_time", bool(use_sim_time))
         rospy.init_node(node_name, anonymous=False, disable_signals=True)
-        self.use_sim_time = bool(rospy.get_param("/use_sim_time", False))
+        self.use_sim_time = bool(use_sim_time or rospy.get_param("/use_sim_time", False))
 
     def close(self) -> None:
         self.rospy.signal_shutdown("robocl: done")
@@ -90,7 +95,8 @@ class Ros1NodeTransport(_Base):
         rospy, v, binding = self.rospy, self.values, self.binding
 
         def on_odom(msg) -> None:
-            core.on_odometry(binding.state_from_odom(messages.odom_fields(msg)), messages.stamp_seconds(msg.header.stamp))
+            state = binding.state_from_odom(messages.odom_fields(msg))
+            core.on_odometry(state, messages.stamp_seconds(msg.header.stamp))
 
         def on_waypoints(msg) -> None:
             core.on_waypoints(messages.waypoints_array(msg, binding.pos_dims))
@@ -124,7 +130,7 @@ class Ros1NodeTransport(_Base):
 class Ros1SimTransport(_Base):
     def __init__(self, node_name: str, binding: RobotBinding, topics: dict[str, str], frames: dict[str, str],
                  ros_args: list[str], use_sim_time: bool) -> None:
-        super().__init__(node_name, use_sim_time)
+        super().__init__(node_name, use_sim_time, owns_clock=True)
         from nav_msgs.msg import Odometry, Path
         from rosgraph_msgs.msg import Clock
 
@@ -146,19 +152,17 @@ class Ros1SimTransport(_Base):
 
         self._sub = self.rospy.Subscriber(self.topics["command"], cmd_type, on_cmd, queue_size=10, tcp_nodelay=True)
 
-    def _time(self, t: float):
-        return self.rospy.Time.from_sec(t) if self.sim_time else self.rospy.Time.from_sec(__import__("time").time())
-
     def publish_clock(self, t: float) -> None:
         if self._clock_pub is not None:
             self._clock_pub.publish(self._clock_type(clock=self.rospy.Time.from_sec(t)))
 
-    def publish_odometry(self, state: np.ndarray, t: float) -> None:
+    def publish_odometry(self, state: np.ndarray, stamp: float) -> None:
         self._odom_pub.publish(messages.fill_odometry(self._odom_type(), self.binding.odom_from_state(state),
-                                                      self._time(t), self.frames["world"], self.frames["body"]))
+                                                      self.rospy.Time.from_sec(stamp), self.frames["world"],
+                                                      self.frames["body"]))
 
     def publish_course(self, points: np.ndarray) -> None:
         from geometry_msgs.msg import PoseStamped
 
-        self._path_pub.publish(messages.fill_path(self._path_type(), points, self._time(0.0), self.frames["world"],
+        self._path_pub.publish(messages.fill_path(self._path_type(), points, self.rospy.Time(0), self.frames["world"],
                                                   PoseStamped))

@@ -10,14 +10,16 @@ tests fix both (a private domain id, LOCALHOST).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from robocl_ros import INSTALL_ROS2, RosUnavailable, messages
 from robocl_ros.params import NODE_PARAMS, Param
-from robocl_ros.robots import RobotBinding
 
 from robocl.cli.app import UsageError
+
+if TYPE_CHECKING:
+    from robocl_ros.robots import RobotBinding
 
 
 def import_rclpy():
@@ -27,7 +29,8 @@ def import_rclpy():
         from nav_msgs.msg import Odometry  # noqa: F401
         from std_msgs.msg import String  # noqa: F401
     except Exception as exc:  # ImportError, or a missing librmw_*.so inside rclpy
-        raise RosUnavailable(f"ROS 2 is not available ({type(exc).__name__}: {exc}); install it: {INSTALL_ROS2}") from None
+        why = f"{type(exc).__name__}: {exc}"
+        raise RosUnavailable(f"ROS 2 is not available ({why}); install it: {INSTALL_ROS2}") from None
     return rclpy
 
 
@@ -113,12 +116,12 @@ class _Base:
     def close(self) -> None:
         try:
             self.executor.shutdown(timeout_sec=1.0)
+            if self._thread is not None:
+                self._thread.join(timeout=2.0)
             self.node.destroy_node()
         finally:
             if self.context.ok():
                 self.rclpy.shutdown(context=self.context)
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
 
 
 class Ros2NodeTransport(_Base):
@@ -145,7 +148,8 @@ class Ros2NodeTransport(_Base):
         v, binding = self.values, self.binding
 
         def on_odom(msg) -> None:
-            core.on_odometry(binding.state_from_odom(messages.odom_fields(msg)), messages.stamp_seconds(msg.header.stamp))
+            state = binding.state_from_odom(messages.odom_fields(msg))
+            core.on_odometry(state, messages.stamp_seconds(msg.header.stamp))
 
         def on_waypoints(msg) -> None:
             core.on_waypoints(messages.waypoints_array(msg, binding.pos_dims))
@@ -205,20 +209,15 @@ class Ros2SimTransport(_Base):
         self.node.create_subscription(cmd_type, self.topics["command"], on_cmd, self.qos("reliable"))
         self.spin_in_background()
 
-    def _time(self, t: float):
-        if self.use_sim_time:
-            return _stamp(t)
-        return self.node.get_clock().now().to_msg()
-
     def publish_clock(self, t: float) -> None:
         if self._clock_pub is not None:
             self._clock_pub.publish(self._clock_type(clock=_stamp(t)))
 
-    def publish_odometry(self, state: np.ndarray, t: float) -> None:
-        msg = messages.fill_odometry(self._odom_type(), self.binding.odom_from_state(state), self._time(t),
+    def publish_odometry(self, state: np.ndarray, stamp: float) -> None:
+        msg = messages.fill_odometry(self._odom_type(), self.binding.odom_from_state(state), _stamp(stamp),
                                      self.frames["world"], self.frames["body"])
         self._odom_pub.publish(msg)
 
     def publish_course(self, points: np.ndarray) -> None:
-        self._path_pub.publish(messages.fill_path(self._path_type(), points, self._time(0.0), self.frames["world"],
+        self._path_pub.publish(messages.fill_path(self._path_type(), points, _stamp(0.0), self.frames["world"],
                                                   self._pose_stamped))

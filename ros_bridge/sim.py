@@ -1,8 +1,10 @@
 """A MuJoCo robot behind ROS topics (`robocl-ros-sim`), without ROS: the transport is plugged in.
 
-Each physics step of 1/odom_hz: publish /clock (sim time) and odometry of the current state, wait
-until that much wall time has passed (times the real-time factor), then step the env with the newest
-command (zero-order hold; zero after `cmd_timeout_s` of silence, as a real base does). The sim scores
+The robot stands still, publishing odometry at t=0, until the first command arrives (the node is up;
+its first start may train the nominal model), at most `wait_for_node_s` wall seconds. Then, each
+physics step of 1/odom_hz: publish odometry of the current state and then /clock (sim time), wait
+until that much wall time has passed (divided by the real-time factor), then step the env with the
+newest command (zero-order hold; zero after `cmd_timeout_s` of silence, as a real base does). The sim scores
 the course it publishes (success rate = waypoints reached / total) and logs odometry-out and
 command-in times on the steady clock, which every process on the machine shares, so end-to-end
 latency can be measured across processes.
@@ -25,7 +27,7 @@ from robocl.tasks.waypoints import GainSchedule
 
 
 class SimTransport(Protocol):
-    def publish_odometry(self, state: np.ndarray, t: float) -> None: ...
+    def publish_odometry(self, state: np.ndarray, stamp: float) -> None: ...
 
     def publish_clock(self, t: float) -> None: ...
 
@@ -42,11 +44,13 @@ class SimSettings:
     nan_window: tuple[float, float] | None = None  # sim seconds [start, end): odometry fields set to NaN
     linger_s: float = 0.0  # wall seconds to keep publishing after the mission ends
     course_repeat_s: float = 1.0  # wall period of re-publishing the course
+    wait_for_node_s: float = 300.0  # wall seconds to wait for the first command before giving up
+    sim_time: bool = False  # stamps are sim time (and /clock is published) instead of the system clock
 
 
 @dataclass
 class SimLog:
-    odom: list[tuple[float, float]] = field(default_factory=list)  # (sim time, steady-clock publish time)
+    odom: list[tuple[float, float]] = field(default_factory=list)  # (header stamp, steady-clock publish time)
     cmds: list[tuple[float, ...]] = field(default_factory=list)  # (steady-clock receipt time, *command)
 
 
@@ -99,19 +103,42 @@ class SimCore:
             return bad
         return state
 
+    def _publish(self, obs: np.ndarray) -> float:
+        """Odometry first, then /clock: a node ticking on /clock already has this state."""
+        stamp = self.t if self.settings.sim_time else time.time()
+        pub = time.monotonic()
+        self.transport.publish_odometry(self._observed(obs), stamp)
+        self.transport.publish_clock(self.t)
+        self.trace.odom.append((stamp, pub))
+        return pub
+
+    def wait_for_node(self, obs: np.ndarray) -> None:
+        """Stand still at t=0, publishing odometry and the course, until a command arrives."""
+        waited0 = time.monotonic()
+        period = self.dt / self.settings.real_time_factor
+        while not self.stop_event.is_set():
+            with self._cmd_lock:
+                if self._cmd is not None:
+                    self.log(f"robocl-ros-sim: first command after {time.monotonic() - waited0:.1f}s, starting")
+                    return
+            if time.monotonic() - waited0 > self.settings.wait_for_node_s:
+                raise TimeoutError(f"no command from the node within ros.sim.wait_for_node_s="
+                                   f"{self.settings.wait_for_node_s:g} s")
+            self.transport.publish_course(self.course)
+            self._publish(obs)
+            self.stop_event.wait(period)
+
     def run(self, seed: int = 0) -> dict[str, Any]:
         obs, _ = self.env.reset(seed=seed)
         start_xy = obs[: self.binding.pos_dims].copy()
-        self.transport.publish_course(self.course)
+        self.wait_for_node(obs)
+        self.trace = SimLog()  # measure from the start of the course
         last_course = time.monotonic()
         wall0 = time.monotonic()
         path = [obs[: self.binding.pos_dims].copy()]
         ended_at: float | None = None
         while not self.stop_event.is_set():
-            self.transport.publish_clock(self.t)
-            pub = time.monotonic()
-            self.transport.publish_odometry(self._observed(obs), self.t)
-            self.trace.odom.append((self.t, pub))
+            pub = self._publish(obs)
             if pub - last_course >= self.settings.course_repeat_s and ended_at is None:
                 self.transport.publish_course(self.course)
                 last_course = pub

@@ -34,6 +34,9 @@ def course(cfg: DictConfig) -> np.ndarray:
         points = load_course(str(shipped) if shipped.is_file() else names[0])
     except CourseError as exc:
         raise UsageError(str(exc)) from None
+    laps = int(check.number(cfg, "ros.sim.laps", lo=1, hi=1000, integer=True))
+    # there and back again, without repeating the turning points
+    points = np.vstack([points, *((points[::-1] if k % 2 else points)[1:] for k in range(1, laps))])
     if cfg.robot.name == "quadrotor":
         z = check.number(cfg, "ros.sim.altitude", lo=0.2, hi=10)
         points = np.column_stack([points, np.full(len(points), z)])
@@ -55,7 +58,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         reach_radius=check.number(cfg, "task.reach_radius", lo=0, lo_open=True),
         waypoint_timeout_s=check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True),
         nan_window=nan_window,
-        linger_s=check.number(cfg, "ros.sim.linger_s", lo=0))
+        linger_s=check.number(cfg, "ros.sim.linger_s", lo=0),
+        wait_for_node_s=check.number(cfg, "ros.sim.wait_for_node_s", lo=0, lo_open=True),
+        sim_time=bool(cfg.ros.use_sim_time))
     gains = check.pair_list(cfg, "task.gains", dim=4 if binding.name == "quadrotor" else 2)
     try:
         transport_classes(transport)
@@ -113,9 +118,9 @@ def run_sim(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
     sink.add_run({"method": "ros-sim", "seed": int(cfg.ros.sim.seed), "task": f"{cfg.ros.transport}-{binding.name}",
                   **metrics})
     atomic_write_text(run_dir / "odom_log.csv",
-                      "t,pub\n" + "".join(f"{t:.6f},{p:.6f}\n" for t, p in sim.trace.odom))
-    atomic_write_text(run_dir / "cmd_log.csv",
-                      "rx,cmd\n" + "".join(f"{r[0]:.6f},{' '.join(f'{v:.6g}' for v in r[1:])}\n" for r in sim.trace.cmds))
+                      "stamp,pub\n" + "".join(f"{t:.6f},{p:.6f}\n" for t, p in sim.trace.odom))
+    cmds = "".join(f"{r[0]:.6f},{' '.join(f'{v:.6g}' for v in r[1:])}\n" for r in sim.trace.cmds)
+    atomic_write_text(run_dir / "cmd_log.csv", "rx,cmd\n" + cmds)
     log("robocl-ros-sim: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                        for k, v in metrics.items() if v is not None))
     return 0

@@ -1,0 +1,189 @@
+"""A real ROS graph on this machine, for the tests and `python -m robocl_ros.measure`.
+
+- ROS 2: the PyPI wheels in the running environment (installed on demand with pip, the `[ros2]`
+  extra's packages), processes on loopback with a fixed `ROS_DOMAIN_ID` and
+  `ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`.
+- ROS 1: Debian bookworm's packages (installed on demand with apt-get), a `roscore -p PORT` started
+  and stopped by process id, `ROS_MASTER_URI=http://127.0.0.1:PORT`, `ROS_HOSTNAME=127.0.0.1`.
+Every process is started in its own session and stopped by its process id (SIGINT, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from robocl_ros.ros1 import DIST, MSG_PACKAGES
+
+ROS2_PACKAGES = ["ros-rclpy", "ros-geometry-msgs", "ros-nav-msgs", "ros-std-msgs", "ros-rmw-fastrtps-cpp"]
+ROS1_APT = ["ros-core", "python3-rospy", "python3-geometry-msgs", "python3-nav-msgs", "python3-std-msgs",
+            "python3-rostopic"]
+
+
+def bin_path(name: str) -> str:
+    """A console script of this environment (robocl-ros, robocl-ros-sim)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def _probe_import(code: str, env: dict[str, str] | None = None) -> str | None:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode == 0:
+        return None
+    lines = (proc.stderr or proc.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"
+
+
+def ros2_problem() -> str | None:
+    """None if rclpy and the messages import in a fresh interpreter, else why not."""
+    return _probe_import("from robocl_ros.ros2 import import_rclpy; import_rclpy(); "
+                         "import rosgraph_msgs.msg, rclpy.executors")
+
+
+def ros1_problem() -> str | None:
+    if shutil.which("roscore") is None:
+        return "roscore is not on PATH"
+    if not all((Path(DIST) / name).is_dir() for name in (*MSG_PACKAGES, "rospy")):
+        return f"rospy or its message packages are missing in {DIST}"
+    return _probe_import("from robocl_ros.ros1 import import_rospy; import_rospy()")
+
+
+def install_ros2() -> str | None:
+    """pip-install the `[ros2]` extra's packages into this environment; None on success, else the error."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *ROS2_PACKAGES], capture_output=True,
+                          text=True, timeout=900)
+    if proc.returncode != 0:
+        return "pip install failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return ros2_problem()
+
+
+def install_ros1() -> str | None:
+    """apt-get the ROS 1 packages (Debian bookworm, needs root); None on success, else the error."""
+    if shutil.which("apt-get") is None:
+        return "no apt-get on this machine"
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return "installing ROS 1 needs root (apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *ROS1_APT]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+        if proc.returncode != 0:
+            return f"{' '.join(cmd[:2])} failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return ros1_problem()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ros2_env(domain_id: int) -> dict[str, str]:
+    return {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+
+
+def ros1_env(port: int) -> dict[str, str]:
+    return {"ROS_MASTER_URI": f"http://127.0.0.1:{port}", "ROS_HOSTNAME": "127.0.0.1",
+            "ROS_LOG_DIR": os.environ.get("ROS_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "robocl-roslog"))}
+
+
+class Proc:
+    """A child process in its own session, output to a log file, stopped by its process id."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> None:
+        self.args, self.log = args, Path(log)
+        self._fh = open(self.log, "w")  # noqa: SIM115 (closed in stop)
+        self.popen = subprocess.Popen(args, stdout=self._fh, stderr=subprocess.STDOUT, cwd=cwd,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def text(self) -> str:
+        self._fh.flush()
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if needle in self.text():
+                return True
+            if not self.alive():
+                return needle in self.text()
+            time.sleep(0.05)
+        return False
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> float:
+        """SIGKILL now; returns the steady-clock time it was sent."""
+        t = time.monotonic()
+        os.kill(self.pid, signal.SIGKILL)
+        self.popen.wait(10)
+        return t
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGINT (the node saves its checkpoint and results), then SIGKILL after `timeout`."""
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            if self.wait(timeout) is None:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self._fh.close()
+        return self.popen.returncode
+
+
+class Roscore:
+    """`roscore -p PORT`, started and stopped by process id (it and its rosmaster/rosout children)."""
+
+    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = ros1_env(self.port)
+        self.proc = Proc(["roscore", "-p", str(self.port)], Path(log_dir) / f"roscore-{self.port}.log", self.env)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if not self.proc.alive():
+                raise RuntimeError(f"roscore exited: {self.proc.text()[-500:]}")
+            if _master_up(self.port):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"roscore did not come up on port {self.port}: {self.proc.text()[-500:]}")
+
+    def stop(self) -> None:
+        pid = self.proc.pid
+        if self.proc.alive():
+            try:
+                os.killpg(pid, signal.SIGINT)  # roscore's own session: it and the rosmaster/rosout it started
+            except ProcessLookupError:
+                pass
+            if self.proc.wait(10) is None:
+                os.killpg(pid, signal.SIGKILL)
+        self.proc.stop(1)
+
+
+def _master_up(port: int) -> bool:
+    import xmlrpc.client
+
+    try:
+        code, _, _ = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}").getSystemState("/robocl_check")
+        return code == 1
+    except OSError:
+        return False
