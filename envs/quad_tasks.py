@@ -108,10 +108,13 @@ class Waypoints:
 
 @dataclass(frozen=True)
 class FigureEight:
-    """Lemniscate of Gerono in a horizontal plane: x = a sin(wt), y = b sin(2wt), z = const.
+    """Lemniscate of Gerono in a horizontal plane: x = a sin(w tau), y = b sin(2 w tau), z = const.
 
-    Starts at the centre (the crossing point) moving diagonally; with the defaults the peak speed
-    is ~1.1 m/s (each axis <= 0.8 m/s), inside the 1 m/s-per-axis velocity command box.
+    Starts at the centre (the crossing point) from rest: the phase tau(t) is time-warped so the
+    speed ramps up smoothly over the first `ramp` seconds (tau' = (1 - cos(pi t / ramp)) / 2),
+    as a real mission starts from hover; without it the reference jumps to full speed at t = 0 and
+    any tracker's error is dominated by that step. At full speed the peak is ~1.1 m/s (each axis
+    <= 0.8 m/s), inside the 1 m/s-per-axis velocity command box.
     """
 
     center: Vec3 = HOME
@@ -119,20 +122,31 @@ class FigureEight:
     b: float = 0.5
     period: float = 8.0
     laps: int = 2
+    ramp: float = 2.0
 
     @property
     def duration(self) -> float:
-        return self.period * self.laps
+        return self.period * self.laps + self.ramp / 2.0
+
+    def phase(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tau, dtau/dt) of the ramped time warp, for t already clipped to [0, duration]."""
+        if self.ramp <= 0.0:
+            return t, np.ones_like(t)
+        r = self.ramp
+        inside = t < r
+        tau = np.where(inside, t / 2.0 - r / (2.0 * math.pi) * np.sin(math.pi * np.minimum(t, r) / r), t - r / 2.0)
+        rate = np.where(inside, (1.0 - np.cos(math.pi * np.minimum(t, r) / r)) / 2.0, 1.0)
+        return tau, rate
 
     def __call__(self, t: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         t_raw = _as_time(t)
-        t = np.clip(t_raw, 0.0, self.duration)
+        tau, rate = self.phase(np.clip(t_raw, 0.0, self.duration))
         w = 2.0 * math.pi / self.period
         c = np.asarray(self.center, dtype=np.float64)
-        pos = np.stack([c[0] + self.a * np.sin(w * t), c[1] + self.b * np.sin(2 * w * t),
-                        np.full_like(t, c[2])], axis=-1)
-        vel = np.stack([self.a * w * np.cos(w * t), 2 * self.b * w * np.cos(2 * w * t),
-                        np.zeros_like(t)], axis=-1)
+        pos = np.stack([c[0] + self.a * np.sin(w * tau), c[1] + self.b * np.sin(2 * w * tau),
+                        np.full_like(tau, c[2])], axis=-1)
+        vel = np.stack([self.a * w * np.cos(w * tau) * rate, 2 * self.b * w * np.cos(2 * w * tau) * rate,
+                        np.zeros_like(tau)], axis=-1)
         vel[(t_raw < 0.0) | (t_raw > self.duration)] = 0.0
         return pos, vel
 
@@ -154,11 +168,13 @@ def waypoints(points: ArrayLike = DEFAULT_WAYPOINTS, speed: float = 0.5, dwell: 
 
 
 def figure_eight(center: Vec3 = HOME, a: float = 1.0, b: float = 0.5, period: float = 8.0,
-                 laps: int = 2) -> FigureEight:
-    """Figure eight of half-width a (x) and half-height b (y) around center."""
-    if a <= 0.0 or b <= 0.0 or period <= 0.0 or laps < 1:
-        raise ValueError(f"figure_eight: a={a}, b={b}, period={period} must be > 0 and laps={laps} >= 1")
-    return FigureEight(_vec3(center, "figure_eight center"), float(a), float(b), float(period), int(laps))
+                 laps: int = 2, ramp: float = 2.0) -> FigureEight:
+    """Figure eight of half-width a (x) and half-height b (y) around center, ramping up from rest."""
+    if a <= 0.0 or b <= 0.0 or period <= 0.0 or laps < 1 or ramp < 0.0:
+        raise ValueError(f"figure_eight: a={a}, b={b}, period={period} must be > 0, laps={laps} >= 1 "
+                         f"and ramp={ramp} >= 0")
+    return FigureEight(_vec3(center, "figure_eight center"), float(a), float(b), float(period), int(laps),
+                       float(ramp))
 
 
 TASKS = {"hover": hover, "waypoints": waypoints, "figure_eight": figure_eight}

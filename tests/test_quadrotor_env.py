@@ -208,10 +208,12 @@ def test_task_references_are_vectorized():
         np.testing.assert_allclose(reference(name, 0.0)[0], HOME)
         end = task_duration(name)
         assert np.allclose(reference(name, end + 5.0)[1], 0.0)
-    p, v = reference("figure_eight", np.array([0.0, 2.0]))
-    np.testing.assert_allclose(p[1], [1.0, 0.0, 1.0], atol=1e-12)  # quarter period: x = a
+    eight = make_task("figure_eight")
+    p, v = reference("figure_eight", np.array([0.0, 2.0 + eight.ramp / 2.0]))
+    np.testing.assert_allclose(p[1], [1.0, 0.0, 1.0], atol=1e-12)  # quarter period (after the ramp): x = a
+    np.testing.assert_allclose(v[0], 0.0, atol=1e-12)  # starts from rest
     # velocity is the derivative of position
-    ts = np.linspace(0.1, 15.0, 40)
+    ts = np.linspace(0.1, 15.0, 41)
     for name in ("figure_eight", "waypoints"):
         task = make_task(name)
         fd = (task(ts + 1e-5)[0] - task(ts - 1e-5)[0]) / 2e-5
