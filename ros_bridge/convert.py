@@ -66,6 +66,11 @@ def matrix_to_euler_zyx(r: np.ndarray) -> tuple[float, float, float]:
 
 def ugv_state(odom: OdomFields) -> np.ndarray:
     """UGV state from odometry: body twist rotated to world, then into the yaw-aligned frame."""
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN/inf field stays NaN, visibly
+        return _ugv_state(odom)
+
+
+def _ugv_state(odom: OdomFields) -> np.ndarray:
     r = quat_to_matrix(odom.quaternion)
     yaw = math.atan2(float(r[1, 0]), float(r[0, 0]))
     v_world = r @ np.asarray(odom.linear, float)
@@ -85,6 +90,11 @@ def ugv_odometry(state: np.ndarray, z: float = 0.0) -> OdomFields:
 
 def quad_state(odom: OdomFields) -> np.ndarray:
     """Quadrotor state from odometry: world velocity = R @ body velocity; body rates as given."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _quad_state(odom)
+
+
+def _quad_state(odom: OdomFields) -> np.ndarray:
     r = quat_to_matrix(odom.quaternion)
     roll, pitch, yaw = matrix_to_euler_zyx(r)
     v_world = r @ np.asarray(odom.linear, float)

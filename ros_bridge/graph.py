@@ -84,8 +84,10 @@ def free_port() -> int:
 
 
 def ros2_env(domain_id: int) -> dict[str, str]:
+    """Loopback discovery on a private domain. Fast DDS over UDP only: a SIGKILLed participant can leave
+    Fast DDS's shared-memory ports locked, so later participants on the host miss its successors' data."""
     return {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
 
 
 def ros1_env(port: int) -> dict[str, str]:

@@ -48,9 +48,9 @@ def read_csv(path: Path) -> list[list[str]]:
     return [line.split(",") for line in lines[1:]]
 
 
-def cycle_timing(node_dir: Path, sim_dir: Path, t_end: float) -> dict[str, dict]:
+def cycle_timing(node_dir: Path, sim_dir: Path, t0: float, t1: float) -> dict[str, dict]:
     """Jitter / latency / compute (ms) from the node's cycles.csv and the first sim's odom/cmd logs."""
-    rows = [r for r in read_csv(node_dir / "cycles.csv") if float(r[2]) <= t_end]
+    rows = [r for r in read_csv(node_dir / "cycles.csv") if t0 <= float(r[2]) <= t1]
     ok = [r for r in rows if r[7] == "ok"]
     jitter = [(float(r[2]) - float(r[1])) * 1e3 for r in rows if r[1] != "nan"]
     latency_node = [(float(r[5]) - float(r[4])) * 1e3 for r in ok]
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         listener.stop()
         rows = probe.read(out / "probe.csv")
         doc = {"transport": args.transport, "robot": args.robot, "rate_hz": rate, "period_ms": 1e3 / rate,
-               "overrides": extra, **cycle_timing(out / "node", out / "sim0", t_measure1),
+               "overrides": extra, **cycle_timing(out / "node", out / "sim0", t_measure0, t_measure1),
                "kills": [reaction(rows, t) for t in kills]}
         react = [k["from_last_odom_ms"] for k in doc["kills"]]
         doc["reaction_from_last_odom_ms"] = stats([r for r in react if r is not None])
