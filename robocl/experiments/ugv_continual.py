@@ -62,7 +62,24 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         "seeds": check.int_list(cfg, "seeds"),
         "reach": check.number(cfg, "task.reach_radius", lo=0, lo_open=True),
         "timeout_s": check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True),
+        "record": _record_target(cfg, methods),
     }
+
+
+def _record_target(cfg: DictConfig, methods) -> Path | None:
+    """`record=DIR`: one ROS 2 bag per episode, DIR/<method>_<course>_s<seed>/ (robocl/offline/recording.py)."""
+    target = cfg.get("record")
+    if target is None:
+        return None
+    from robocl.offline.recording import check_record_target, episode_dir_name
+
+    names = [episode_dir_name(m.name, Path(c).stem, s) for m in methods for c in check.string_list(cfg, "task.map")
+             for s in check.int_list(cfg, "seeds")]
+    try:
+        check_record_target(str(target), names)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return Path(str(target)).expanduser()
 
 
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
@@ -86,6 +103,8 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                 metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule,
                                                       int(cfg.budget.max_steps), seed, on_step)
                 row = {**tags, **metrics, **controller_metrics(controller)}
+                if spec["record"] is not None:
+                    _record(spec["record"], trace, dt, tags, cfg)
                 sink.add_run(row)
                 logger.log_run(row)
                 if seed == spec["seeds"][0]:
@@ -93,6 +112,14 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                     traces[course_name][method.name] = (np.asarray(trace.states), regimes)
                     plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
     logger.finish()
+
+
+def _record(root: Path, trace, dt: float, tags: dict[str, Any], cfg: DictConfig) -> None:
+    from robocl.offline.recording import episode_dir_name, write_episode
+
+    name = episode_dir_name(tags["method"], tags["task"], tags["seed"])
+    write_episode(root / name, np.asarray(trace.states), np.asarray(trace.actions), list(trace.regimes), dt,
+                  meta={**tags, "robot": str(cfg.robot.name), "gains": list(map(list, cfg.task.gains))})
 
 
 def _step_reporter(progress, logger, tags: dict[str, Any], mission: WaypointMission, controller):

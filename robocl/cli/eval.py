@@ -1,0 +1,278 @@
+"""`robocl-eval data=PATH methods=[...]`: offline adaptation evaluation over recorded robot data.
+
+Streams the recorded transitions of each episode (ROS 1/2 bag, CSV) in time order through every
+method (prequential: predict, then learn) and writes results.json, metrics.csv, errors.png and
+summary.md to the run directory. See robocl/offline/evaluate.py for what is measured.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from robocl import config_check as check
+from robocl.cli.app import CONFIG_PACKAGE, UsageError, config_groups, run_app
+from robocl.eval.results import format_summary_table
+from robocl.utils.io import atomic_write_text
+
+DESCRIPTION = ("Offline adaptation evaluation: replay recorded robot data (data=PATH: a ROS 1/2 bag, a CSV, "
+               "or a folder of them) through each model and adaptation strategy (methods=[frozen,online,...]).")
+
+
+# ---- config -------------------------------------------------------------------------------------
+def mapping_from(cfg: DictConfig):
+    from robocl.offline.readers import Mapping
+
+    d = cfg.data
+    period = check.number(cfg, "data.period", lo=0, lo_open=True)
+    stamp = str(check.get(cfg, "data.stamp"))
+    if stamp not in ("header", "log"):
+        raise UsageError(f"data.stamp={stamp}: accepted header, log")
+    cols = d.columns
+    state_cols, command_cols = list(cols.state), list(cols.command)
+    if len(state_cols) != 6 or len(command_cols) != 2:
+        raise UsageError("data.columns.state must name 6 columns (x, y, yaw, v_forward, v_lateral, yaw_rate) and "
+                         "data.columns.command 2 (v, w)")
+    return Mapping(state_topic=str(d.state_topic), command_topic=str(d.command_topic),
+                   regime_topic=str(d.regime_topic) if d.regime_topic else None, stamp=stamp, period=period,
+                   max_state_gap=check.number(cfg, "data.max_state_gap", lo=0, lo_open=True),
+                   command_timeout=check.number(cfg, "data.command_timeout", lo=0, lo_open=True),
+                   time_column=str(cols.time), state_columns=[str(c) for c in state_cols],
+                   command_columns=[str(c) for c in command_cols],
+                   regime_column=str(cols.regime) if cols.regime else None, format=str(d.format))
+
+
+def settings_from(cfg: DictConfig):
+    from robocl.offline.evaluate import EvalSettings
+
+    m = "metrics."
+    limit = OmegaConf.select(cfg, "data.max_transitions")
+    return EvalSettings(
+        kstep=check.number(cfg, m + "kstep", lo=1, integer=True),
+        chunk=check.number(cfg, "chunk", lo=1, integer=True),
+        pre_window=check.number(cfg, m + "pre_window", lo=1, integer=True),
+        smooth=check.number(cfg, m + "smooth", lo=1, integer=True),
+        hold=check.number(cfg, m + "hold", lo=1, integer=True),
+        tolerance=check.number(cfg, m + "adapt_tolerance", lo=0),
+        end_window=check.number(cfg, m + "end_window", lo=1, integer=True),
+        reservoir=check.number(cfg, m + "reservoir", lo=1, integer=True),
+        max_transitions=None if limit is None else check.number(cfg, "data.max_transitions", lo=2, integer=True),
+        detect_window=check.number(cfg, m + "detect_window", lo=1, integer=True),
+        detect_factor=check.number(cfg, m + "detect_factor", lo=1, lo_open=True),
+    )
+
+
+def group_node(cfg: DictConfig, group: str, name: str) -> DictConfig:
+    """The config of option `name` of `group`: the composed one if selected, else the file, resolved in cfg."""
+    current = OmegaConf.select(cfg, f"{group}.kind")
+    if current == name:
+        return cfg[group]
+    text = (resources.files(CONFIG_PACKAGE) / group / f"{name}.yaml").read_text()
+    merged = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    merged[group] = OmegaConf.create(text)
+    OmegaConf.resolve(merged)
+    return merged[group]
+
+
+def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
+    """(name, kind, config node): kind is `frozen`, `continual` or `refiner`."""
+    groups = config_groups()
+    continual, refiners = groups.get("continual", []), groups.get("refiner", [])
+    out = []
+    names = check.string_list(cfg, "methods")
+    for name in names:
+        if name == "frozen":
+            out.append((name, "frozen", None))
+        elif name in continual:
+            if name == "hypercrl" and OmegaConf.select(cfg, "dynamics.kind") != "hypernet":
+                raise UsageError("methods: hypercrl needs dynamics=hypernet (got dynamics="
+                                 f"{OmegaConf.select(cfg, 'dynamics.kind')})")
+            out.append((name, "continual", group_node(cfg, "continual", name)))
+        elif name in refiners:
+            out.append((name, "refiner", group_node(cfg, "refiner", name)))
+        else:
+            raise UsageError(f"methods: {name!r} is not a method; accepted: frozen, "
+                             f"{', '.join(continual)} (continual strategies), {', '.join(refiners)} (refiners)")
+    if len(set(names)) != len(names):
+        raise UsageError(f"methods={names}: a method is listed twice")
+    return out
+
+
+def check_sources(cfg: DictConfig):
+    from robocl.offline.readers import DataError, discover, open_source
+
+    path = OmegaConf.select(cfg, "data.path")
+    if not path:
+        raise UsageError("data: missing; pass data=PATH (a .bag, .mcap, .db3, rosbag2 folder, .csv, "
+                         "or a folder of them)")
+    mapping = mapping_from(cfg)
+    try:
+        episodes = discover(str(path), mapping.format)
+        infos = [open_source(ep, mapping).check() for ep in episodes]
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    return mapping, episodes, infos
+
+
+def validate(cfg: DictConfig) -> None:
+    if str(OmegaConf.select(cfg, "robot.codec")) != "planar":
+        raise UsageError(f"robot={OmegaConf.select(cfg, 'robot.name')}: offline evaluation reads planar ground "
+                         "robots (robot=ugv: nav_msgs/Odometry -> [x, y, yaw, v_forward, v_lateral, yaw_rate])")
+    check.number(cfg, "seed", integer=True)
+    settings_from(cfg)
+    if OmegaConf.select(cfg, "export") is None:
+        parse_methods(cfg)
+    check_sources(cfg)
+
+
+# ---- run ----------------------------------------------------------------------------------------
+def _export(cfg: DictConfig, mapping, episodes) -> int:
+    from robocl.offline.readers import align, export_csv, open_source
+
+    target = Path(str(cfg.export)).expanduser()
+    written = []
+    for ep in episodes:
+        out = target if len(episodes) == 1 else target / f"{ep.name}.csv"
+        rows = export_csv(align(open_source(ep, mapping).events(), mapping), out, mapping)
+        written.append((out, rows))
+    for out, rows in written:
+        print(f"exported {rows} aligned rows to {out}")
+    return 0
+
+
+def evaluate(cfg: DictConfig, run_dir: Path) -> int:
+    import torch
+
+    from robocl.eval.progress import progress_bar
+    from robocl.eval.sink import ResultSink
+    from robocl.experiments.common import pretrained_model
+    from robocl.factory import build
+    from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_dynamics_track
+    from robocl.offline.plots import plot_errors
+    from robocl.offline.readers import DataError, open_source
+
+    mapping, episodes, infos = check_sources(cfg)
+    if OmegaConf.select(cfg, "export") is not None:
+        return _export(cfg, mapping, episodes)
+    settings = settings_from(cfg)
+    methods = parse_methods(cfg)
+    seed = int(cfg.seed)
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"[bold]robocl-eval[/] {len(episodes)} episode(s) from {cfg.data.path} -> {run_dir}")
+    sink = ResultSink(run_dir, "eval", str(cfg.experiment_name), cfg)
+    sink.extra["episodes"] = []
+    results = []
+    try:
+        with progress_bar(bool(cfg.runtime.progress)) as progress:
+            base_model, pre_info = pretrained_model(cfg, {"dt": mapping.period}, log=progress.log)
+            sink.extra["pretrain"] = pre_info
+            if abs(mapping.period - float(cfg.robot.dt)) > 1e-12:
+                sink.note(f"data.period={mapping.period} differs from robot.dt={cfg.robot.dt}: the nominal model "
+                          f"is pretrained at dt={mapping.period}")
+            scale = base_model.target_norm.std.detach().clone()
+            low = torch.as_tensor(list(cfg.robot.action_low), dtype=torch.float32)
+            high = torch.as_tensor(list(cfg.robot.action_high), dtype=torch.float32)
+            for ep, info in zip(episodes, infos):
+                torch.manual_seed(seed)  # ensemble bootstraps draw from the global generator: reproducible runs
+                tracks = []
+                for name, kind, node in methods:
+                    if kind == "refiner":
+                        refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed)
+                        tracks.append(RefinerTrack(name, refiner, base_model, scale, low, high))
+                    else:
+                        factory = None if kind == "frozen" else (
+                            lambda model, s, node=node: build(node, "continual", model=model, seed=s))
+                        tracks.append(make_dynamics_track(name, base_model, factory, settings.kstep, seed))
+                expected = info.expected_ticks(mapping.period_ns)
+                if settings.max_transitions:
+                    expected = min(expected, settings.max_transitions)
+                task = progress.add_task(f"{ep.name}", total=expected, status="")
+
+                def on_block(done: int, rates: dict[str, float], task=task) -> None:
+                    status = "  ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
+                    progress.update(task, completed=done, status=status)
+
+                t0 = time.perf_counter()
+                try:
+                    res = evaluate_episode(open_source(ep, mapping).events(), mapping, tracks, settings, ep.name,
+                                           seed, on_block)
+                except DataError as exc:
+                    raise UsageError(str(exc)) from None
+                progress.update(task, completed=res.stats["transitions"], total=res.stats["transitions"])
+                res.stats["episode_s"] = time.perf_counter() - t0
+                for row in res.rows:
+                    sink.runs.append(row)
+                for note in res.notes:
+                    sink.note(note)
+                sink.extra["episodes"].append({
+                    "name": ep.name, "path": str(ep.path), "format": ep.kind, "meta": info.meta,
+                    "regime_labels": info.has_regimes, **res.stats,
+                    "changes": [{"index": c.index, "t_s": float(res.times[c.index]), "before": c.before,
+                                 "after": c.after} for c in res.changes]})
+                results.append(res)
+                sink.flush()
+                plot_errors(results, run_dir / "errors.png")
+    finally:
+        sink.flush()
+    doc = sink.flush()
+    text = summary_text(doc, results)
+    atomic_write_text(run_dir / "summary.md", text + "\n")
+    print(text)
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return 0
+
+
+def summary_text(doc: dict[str, Any], results: list) -> str:
+    summary = doc["summary"]
+    n_changes = max((len(r.changes) for r in results), default=0)
+    cols = ["dyn_mse", "kstep_mse", "action_mse", "action_mse_identity"]
+    cols += [f"post_change_mse_c{j}" for j in range(1, n_changes + 1)]
+    cols += [f"time_to_adapt_steps_c{j}" for j in range(1, n_changes + 1)]
+    cols += ["forgetting_mse", "transitions_per_s"]
+    cols = [c for c in cols if any(c in v for v in summary.values())]
+    lines = ["## Summary (means over episodes)", "", format_summary_table(summary, cols)]
+    for res in results:
+        if not res.changes:
+            continue
+        names = [r["method"] for r in res.rows]
+        lines += ["", f"## {res.name}: regime changes ({res.stats['transitions']} transitions)", "",
+                  "| change | step | t [s] | " + " | ".join(f"{m} post_mse" for m in names) + " | "
+                  + " | ".join(f"{m} time_to_adapt" for m in names) + " |",
+                  "|---" * (3 + 2 * len(names)) + "|"]
+        for j, ch in enumerate(res.changes):
+            post = [r["changes"][j]["post_mse"] for r in res.rows]
+            tta = [r["changes"][j]["time_to_adapt_steps"] for r in res.rows]
+            lines.append(f"| {ch.before} -> {ch.after} | {ch.index} | {res.times[ch.index]:.1f} | "
+                         + " | ".join(_fmt(v) for v in post) + " | "
+                         + " | ".join("never" if v is None else str(v) for v in tta) + " |")
+    rates = {r["method"]: r.get("transitions_per_s") for res in results for r in res.rows}
+    reads = [res.stats["read_transitions_per_s"] for res in results]
+    lines += ["", "throughput (transitions/s): " + ", ".join(f"{m} {_fmt(v)}" for m, v in rates.items())
+              + f"; reading + alignment {_fmt(min(reads)) if reads else '—'}"]
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """`data=PATH` is shorthand for `data.path=PATH` (data is also the node of the topic/column mapping)."""
+    return [f"data.path={a[5:]}" if a.startswith("data=") else a for a in args]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = rewrite_args(sys.argv[1:] if argv is None else list(argv))
+    sys.exit(run_app("robocl-eval", DESCRIPTION, evaluate, config_name="eval", argv=args, validate=validate))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""Prequential replay of recorded transitions through dynamics models, continual strategies and refiners.
+
+Every method sees the transitions in time order. A *dynamics* method predicts first, then learns:
+at transition t the model as it is then predicts s_{t+1} (one-step error) and s_{t+k} from the
+recorded commands (k-step error); only then does its strategy observe (s_t, a_t, s_{t+1}). A frozen
+model never learns, so its predictions are batched over chunks of the stream. A *refiner* method
+is scored in hindsight: the nominal model is inverted to find the action a_p whose nominal
+prediction is the transition that happened (what a planner would have planned to get there); the
+recorded command is the intended action that realized it in the actual regime; the refiner's
+output for (s_t, a_p) is compared with it (`action_mse`; `action_mse_identity` is the unrefined a_p).
+Errors are normalized like `dyn_mse` in `robocl-run`: squared error of the codec target divided by
+the nominal model's target standard deviation, averaged over target dimensions (actions: divided by
+the half-range of the action box).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from robocl.continual.base import ContinualStrategy
+from robocl.dynamics.base import DynamicsModel, Transitions
+from robocl.offline import metrics as M
+from robocl.offline.readers import AlignStats, Block, Mapping, align, blocks, transitions
+
+
+@dataclass
+class EvalSettings:
+    kstep: int = 5
+    chunk: int = 2048
+    pre_window: int = 20
+    smooth: int = 5
+    hold: int = 5
+    tolerance: float = 0.2
+    end_window: int = 20
+    reservoir: int = 1000
+    max_transitions: int | None = None
+    detect_window: int = 10
+    detect_factor: float = 3.0
+
+
+def target_errors(model: DynamicsModel, scale: torch.Tensor, s0: torch.Tensor, pred: torch.Tensor,
+                  true: torch.Tensor) -> torch.Tensor:
+    codec = model.codec
+    err = codec.targets(s0, pred) - codec.targets(s0, true)
+    return (err / scale).pow(2).mean(-1)
+
+
+def rollout_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A: torch.Tensor, n: int,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-step errors for starts 0..n-1 and k-step errors (NaN where the segment ends too soon).
+
+    S: (L+1, D) states, A: (L, A) actions of one contiguous segment, L >= n.
+    """
+    L = A.shape[0]
+    kerr = torch.full((n,), float("nan"))
+    x = S[:n]
+    one = None
+    with torch.inference_mode():
+        for j in range(k):
+            m = min(n, L - j)
+            if m <= 0:
+                break
+            x = model.predict(x[:m], A[j:j + m])[0]
+            if j == 0:
+                one = target_errors(model, scale, S[:n], x, S[1:n + 1])
+            if j == k - 1:
+                kerr[:m] = target_errors(model, scale, S[:m], x, S[k:k + m])
+    assert one is not None
+    return one, kerr
+
+
+@dataclass
+class Track:
+    """One method's state and per-transition error series over an episode."""
+
+    name: str
+    kind: str  # dynamics | refiner
+    learning: bool
+    errors: list[np.ndarray] = field(default_factory=list)
+    kerrors: list[np.ndarray] = field(default_factory=list)
+    base_errors: list[np.ndarray] = field(default_factory=list)  # refiner: identity (unrefined) error
+    seconds: float = 0.0
+    count: int = 0
+
+    def series(self) -> np.ndarray:
+        return np.concatenate(self.errors) if self.errors else np.zeros(0)
+
+    def kseries(self) -> np.ndarray:
+        return np.concatenate(self.kerrors) if self.kerrors else np.zeros(0)
+
+
+class DynamicsTrack(Track):
+    def __init__(self, name: str, model: DynamicsModel, strategy: ContinualStrategy, scale: torch.Tensor,
+                 kstep: int) -> None:
+        learning = type(strategy) is not ContinualStrategy
+        super().__init__(name, "dynamics", learning)
+        self.model, self.strategy, self.scale, self.k = model, strategy, scale, kstep
+
+    def process(self, block: Block, S: torch.Tensor, A: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        n = block.n
+        if not self.learning:
+            one, kerr = rollout_errors(self.model, self.scale, S, A, n, self.k)
+        else:
+            one = torch.empty(n)
+            kerr = torch.empty(n)
+            for i in range(n):
+                o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k)
+                one[i], kerr[i] = o[0], ke[0]
+                self.strategy.observe(Transitions(S[i:i + 1], A[i:i + 1], S[i + 1:i + 2]))
+        self.errors.append(one.numpy().astype(np.float64))
+        self.kerrors.append(kerr.numpy().astype(np.float64))
+        self.seconds += time.perf_counter() - t0
+        self.count += n
+
+    def final_errors(self, S: np.ndarray, A: np.ndarray, S2: np.ndarray) -> float:
+        s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in (S, A, S2))
+        with torch.inference_mode():
+            pred = self.model.predict(s, a)[0]
+            return float(target_errors(self.model, self.scale, s, pred, s2).mean())
+
+
+def invert_actions(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, S2: torch.Tensor, A0: torch.Tensor,
+                   low: torch.Tensor, high: torch.Tensor, iters: int = 40, lr: float = 0.1) -> torch.Tensor:
+    """Actions in the box whose nominal one-step prediction from S best matches S2 (batched Adam)."""
+    center, half = (high + low) / 2, (high - low) / 2
+    z = ((A0.clamp(low, high) - center) / half).clamp(-0.999, 0.999).atanh().detach().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            target = model.codec.targets(S, S2)
+            for _ in range(iters):
+                a = center + half * torch.tanh(z)
+                pred = model.predict(S, a)[0]
+                loss = ((model.codec.targets(S, pred) - target) / scale).pow(2).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    return (center + half * torch.tanh(z)).detach()
+
+
+class RefinerTrack(Track):
+    def __init__(self, name: str, refiner: Any, nominal: DynamicsModel, scale: torch.Tensor,
+                 low: torch.Tensor, high: torch.Tensor) -> None:
+        super().__init__(name, "refiner", True)
+        self.refiner, self.nominal, self.scale, self.low, self.high = refiner, nominal, scale, low, high
+        self.half = (high - low) / 2
+        self.refiner.reset()
+
+    def process(self, block: Block, S: torch.Tensor, A: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        n = block.n
+        planned = invert_actions(self.nominal, self.scale, S[:n], S[1:n + 1], A[:n], self.low, self.high)
+        with torch.inference_mode():
+            predicted = self.nominal.predict(S[:n], planned)[0]
+        refined_err = np.empty(n)
+        identity_err = np.empty(n)
+        for i in range(n):
+            with torch.inference_mode():
+                refined = self.refiner.refine(S[i], planned[i])
+            refined_err[i] = float(((refined - A[i]) / self.half).pow(2).mean())
+            identity_err[i] = float(((planned[i] - A[i]) / self.half).pow(2).mean())
+            self.refiner.observe(S[i], planned[i], A[i], S[i + 1], predicted[i])
+        self.errors.append(refined_err)
+        self.base_errors.append(identity_err)
+        self.seconds += time.perf_counter() - t0
+        self.count += n
+
+
+@dataclass
+class EpisodeResult:
+    name: str
+    times: np.ndarray  # (N,) s since the first transition
+    regimes: list[str | None]
+    changes: list[M.Change]
+    rows: list[dict[str, Any]]
+    notes: list[str]
+    stats: dict[str, Any]
+    series: dict[str, np.ndarray]
+
+
+def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: EvalSettings, name: str,
+                     seed: int = 0, on_block: Callable[[int, dict[str, float]], None] | None = None) -> EpisodeResult:
+    """Stream one episode's transitions through every track; metrics per track."""
+    stats = AlignStats()
+    ticks = align(events, mapping, stats)
+    reservoir = M.Reservoir(settings.reservoir, seed)
+    bucket_reservoir = M.Reservoir(max(16, settings.reservoir // 10), seed + 1)
+    labels: list[str | None] = []
+    times: list[np.ndarray] = []
+    wall0 = time.perf_counter()
+    total = 0
+    for block in blocks(transitions(ticks), settings.chunk, settings.kstep - 1, settings.max_transitions):
+        S = torch.as_tensor(block.states, dtype=torch.float32)
+        A = torch.as_tensor(block.actions, dtype=torch.float32)
+        for track in tracks:
+            track.process(block, S, A)
+        n = block.n
+        for i in range(n):
+            idx = block.start + i
+            item = (block.states[i], block.actions[i], np.append(block.states[i + 1], idx))
+            if block.regimes[i] is not None:
+                reservoir.add(block.regimes[i], *item)
+            bucket_reservoir.add(str(idx // 1000), *item)
+        labels.extend(block.regimes[:n])
+        times.append(block.times[:n])
+        total += n
+        if on_block is not None:
+            on_block(total, {t.name: t.count / t.seconds for t in tracks if t.seconds > 0})
+    wall = time.perf_counter() - wall0
+    t_ns = np.concatenate(times) if times else np.zeros(0, dtype=np.int64)
+    t_s = (t_ns - t_ns[0]) / 1e9 if len(t_ns) else np.zeros(0)
+    notes: list[str] = []
+    if total < 2:
+        from robocl.offline.readers import DataError
+
+        raise DataError(f"data episode {name}: fewer than 2 usable transitions after alignment "
+                        f"(period {mapping.period} s; {stats.missing_state} ticks without a state, "
+                        f"{stats.missing_command} without a command)")
+    has_labels = any(label is not None for label in labels)
+    reference = next((t for t in tracks if t.kind == "dynamics" and not t.learning), None) or \
+        next((t for t in tracks if t.kind == "dynamics"), None) or tracks[0]
+    if has_labels:
+        changes = M.label_changes(labels)
+        regime_of = [label if label is not None else "unlabeled" for label in labels]
+    else:
+        ref = reference.series() if reference.kind == "dynamics" else np.concatenate(reference.base_errors)
+        points = M.detect_changes(ref, settings.detect_window, settings.detect_factor)
+        names = [f"segment{j + 1}" for j in range(len(points) + 1)]
+        changes = [M.Change(p, names[j], names[j + 1]) for j, p in enumerate(points)]
+        bounds = [0, *points, total]
+        regime_of = [None] * total
+        for j in range(len(points) + 1):
+            regime_of[bounds[j]:bounds[j + 1]] = [names[j]] * (bounds[j + 1] - bounds[j])
+        notes.append(f"{name}: no regime labels; {len(points)} change(s) detected from {reference.name}'s "
+                     f"error (median over {settings.detect_window} steps changing by more than "
+                     f"x{settings.detect_factor:g})")
+    # Data per regime for forgetting: the per-label reservoir, or the time-bucket one mapped to segments.
+    per_regime: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    if has_labels:
+        for r in reservoir.regimes():
+            s, a, s2 = reservoir.arrays(r)
+            per_regime[r] = (s, a, s2[:, :-1])
+    else:
+        rows = [row for key in bucket_reservoir.regimes() for row in bucket_reservoir.states[key]]
+        by: dict[str, list] = {}
+        for s, a, s2 in rows:
+            by.setdefault(regime_of[int(s2[-1])], []).append((s, a, s2[:-1]))
+        for r, items in by.items():
+            per_regime[r] = tuple(np.stack([it[j] for it in items]) for j in range(3))  # type: ignore[assignment]
+    last_regime = regime_of[-1]
+    # The last segment of each regime: [start, end) indices, for the end-of-regime error.
+    last_segment: dict[str, tuple[int, int]] = {}
+    start = 0
+    for i in range(1, total + 1):
+        if i == total or regime_of[i] != regime_of[start]:
+            last_segment[regime_of[start]] = (start, i)
+            start = i
+    rows_out: list[dict[str, Any]] = []
+    series: dict[str, np.ndarray] = {}
+    change_ends = [c.index for c in changes[1:]] + [total]
+    for track in tracks:
+        e = track.series()
+        series[track.name] = e
+        row: dict[str, Any] = {"method": track.name, "seed": seed, "task": name, "transitions": int(total),
+                               "learning": track.learning}
+        err_key = "dyn_mse" if track.kind == "dynamics" else "action_mse"
+        row[err_key] = float(np.mean(e))
+        if track.kind == "dynamics":
+            ke = track.kseries()
+            row["kstep_mse"] = float(np.nanmean(ke)) if np.isfinite(ke).any() else None
+            row["kstep"] = settings.kstep
+        else:
+            base = np.concatenate(track.base_errors)
+            series[track.name + ":identity"] = base
+            row["action_mse_identity"] = float(np.mean(base))
+        by_regime: dict[str, float] = {}
+        for r in dict.fromkeys(regime_of):
+            mask = np.array([x == r for x in regime_of])
+            by_regime[r] = float(np.mean(e[mask]))
+        row[f"{err_key}_by_regime"] = by_regime
+        per_change = []
+        for j, (c, end) in enumerate(zip(changes, change_ends), start=1):
+            tta, level = M.time_to_adapt(e, c.index, end, settings.pre_window, settings.smooth, settings.tolerance,
+                                          settings.hold)
+            post = float(np.mean(e[c.index:end])) if end > c.index else None
+            per_change.append({"change": j, "index": c.index, "t_s": float(t_s[c.index]), "before": c.before,
+                               "after": c.after, "pre_mse": level, "post_mse": post, "time_to_adapt_steps": tta,
+                               "time_to_adapt_s": tta * mapping.period if tta is not None else None})
+            row[f"post_change_mse_c{j}"] = post
+            row[f"time_to_adapt_steps_c{j}"] = tta
+            if tta is None:
+                notes.append(f"{track.name} {name}: change {j} ({c.before} -> {c.after}) at step {c.index}: "
+                             f"error never came back within {settings.tolerance:.0%} of the pre-change level in "
+                             f"{end - c.index} steps; time_to_adapt_steps_c{j} is null")
+        row["changes"] = per_change
+        adapted = [c["time_to_adapt_steps"] for c in per_change if c["time_to_adapt_steps"] is not None]
+        row["changes_adapted"] = len(adapted)
+        row["changes_total"] = len(per_change)
+        row["time_to_adapt_steps"] = float(np.mean(adapted)) if adapted else None
+        posts = [c["post_mse"] for c in per_change if c["post_mse"] is not None]
+        row["post_change_mse"] = float(np.mean(posts)) if posts else None
+        if track.kind == "dynamics":
+            final = {r: track.final_errors(*d) for r, d in per_regime.items() if len(d[0])}
+            end_err = {r: float(np.mean(e[max(a, b - settings.end_window):b])) for r, (a, b) in last_segment.items()}
+            row["final_mse_by_regime"] = final
+            row["forgetting_mse"] = M.forgetting(final, end_err, last_regime)
+            if row["forgetting_mse"] is None:
+                notes.append(f"{track.name} {name}: forgetting_mse is null: no earlier regime to measure it on")
+        row["transitions_per_s"] = track.count / track.seconds if track.seconds > 0 else None
+        row["eval_s"] = track.seconds
+        rows_out.append(row)
+    spent = sum(t.seconds for t in tracks)
+    stats_out = {"ticks": stats.ticks, "ticks_without_state": stats.missing_state,
+                 "ticks_without_command": stats.missing_command, "out_of_order_messages": stats.out_of_order,
+                 "transitions": int(total), "wall_s": wall,
+                 "read_align_s": max(0.0, wall - spent),
+                 "read_transitions_per_s": total / max(1e-9, wall - spent)}
+    return EpisodeResult(name, t_s, labels, changes, rows_out, notes, stats_out, series)
+
+
+def make_dynamics_track(name: str, base_model: DynamicsModel, strategy_factory: Callable | None,
+                        kstep: int, seed: int) -> DynamicsTrack:
+    model = copy.deepcopy(base_model).eval()
+    strategy = strategy_factory(model, seed) if strategy_factory is not None else ContinualStrategy(model)
+    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep)
