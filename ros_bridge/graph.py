@@ -112,7 +112,8 @@ class Proc:
         return self.popen.poll() is None
 
     def text(self) -> str:
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return self.log.read_text(errors="replace")
 
     def wait_for(self, needle: str, timeout: float) -> bool:
@@ -189,3 +190,34 @@ def _master_up(port: int) -> bool:
         return code == 1
     except OSError:
         return False
+
+
+def read_results(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((Path(run_dir) / "results.json").read_text())["runs"][0]
+
+
+def drive_course(out: Path, env: dict[str, str], sim_args: list[str], node_args: list[str],
+                 timeout: float = 240.0) -> tuple[dict, dict, str]:
+    """Sim and node as two processes until the sim ends its course; (sim row, node row, node log).
+
+    The sim starts first (it owns /clock and, in ROS 1, sets /use_sim_time) and waits for the node's first
+    command; the node is stopped with SIGINT once the sim is done, and writes its results and checkpoint.
+    """
+    out = Path(out)
+    sim = Proc([bin_path("robocl-ros-sim"), *sim_args, f"hydra.run.dir={out / 'sim'}"], out / "sim.log", env)
+    node = Proc([bin_path("robocl-ros"), *node_args, f"hydra.run.dir={out / 'node'}"], out / "node.log", env)
+    try:
+        code = sim.wait(timeout)
+        if code is None:
+            raise AssertionError(f"sim did not finish in {timeout:g} s\n--- sim ---\n{sim.text()[-1500:]}\n"
+                                 f"--- node ---\n{node.text()[-1500:]}")
+        if code != 0:
+            raise AssertionError(f"sim exited {code}\n{sim.text()[-1500:]}\n--- node ---\n{node.text()[-1500:]}")
+    finally:
+        sim.stop()
+        node_code = node.stop(60)
+    if node_code != 0:
+        raise AssertionError(f"node exited {node_code}\n{node.text()[-2000:]}")
+    return read_results(out / "sim"), read_results(out / "node"), node.text()
