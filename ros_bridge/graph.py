@@ -199,15 +199,17 @@ def read_results(run_dir: Path) -> dict:
 
 
 def drive_course(out: Path, env: dict[str, str], sim_args: list[str], node_args: list[str],
-                 timeout: float = 240.0) -> tuple[dict, dict, str]:
+                 timeout: float = 240.0, node_cmd: list[str] | None = None) -> tuple[dict, dict, str]:
     """Sim and node as two processes until the sim ends its course; (sim row, node row, node log).
 
     The sim starts first (it owns /clock and, in ROS 1, sets /use_sim_time) and waits for the node's first
     command; the node is stopped with SIGINT once the sim is done, and writes its results and checkpoint.
+    `node_cmd` replaces the node's command line (e.g. roslaunch); it must put the node's run dir at out/node.
     """
     out = Path(out)
     sim = Proc([bin_path("robocl-ros-sim"), *sim_args, f"hydra.run.dir={out / 'sim'}"], out / "sim.log", env)
-    node = Proc([bin_path("robocl-ros"), *node_args, f"hydra.run.dir={out / 'node'}"], out / "node.log", env)
+    cmd = node_cmd or [bin_path("robocl-ros"), *node_args, f"hydra.run.dir={out / 'node'}"]  # node_cmd: run dir
+    node = Proc(cmd, out / "node.log", env)
     try:
         code = sim.wait(timeout)
         if code is None:
@@ -221,3 +223,57 @@ def drive_course(out: Path, env: dict[str, str], sim_args: list[str], node_args:
     if node_code != 0:
         raise AssertionError(f"node exited {node_code}\n{node.text()[-2000:]}")
     return read_results(out / "sim"), read_results(out / "node"), node.text()
+
+
+def ensure(transport: str) -> str | None:
+    """Install the ROS pieces for `transport` if missing (unless ROBOCL_ROS_INSTALL=0); None when usable."""
+    problem = ros2_problem() if transport == "ros2" else ros1_problem()
+    if problem and os.environ.get("ROBOCL_ROS_INSTALL", "1") != "0":
+        problem = install_ros2() if transport == "ros2" else install_ros1()
+    return problem
+
+
+def wait_file(path: Path, needle: str, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if Path(path).exists() and needle in Path(path).read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[str],
+               nan_window: tuple[float, float] | None = None, drive_s: float = 0.6) -> dict:
+    """Node (wall clock) + sim + listener: (NaN odometry in `nan_window`, then) drive `drive_s`, SIGKILL the
+    sim, and read the listener: {'rows', 'killed', 'last_odom', 'first_safe', 'node_log', 'node_code'}."""
+    from robocl_ros import probe
+
+    out = Path(out)
+    t = ["ros.transport=" + transport]
+    listener = Proc([sys.executable, "-m", "robocl_ros.probe", "--transport", transport, "--out",
+                     str(out / "probe.csv")], out / "probe.log", env)
+    sim_args = [bin_path("robocl-ros-sim"), "robot=ugv", *t, "task.map=ugv_short", f"hydra.run.dir={out / 'sim'}"]
+    if nan_window:
+        sim_args.append(f"ros.sim.nan_window=[{nan_window[0]},{nan_window[1]}]")
+    sim = Proc(sim_args, out / "sim.log", env)
+    node = Proc([bin_path("robocl-ros"), "robot=ugv", *t, *node_args, f"hydra.run.dir={out / 'node'}"],
+                out / "node.log", env)
+    try:
+        if not wait_file(out / "probe.csv", "ready", 60):
+            raise AssertionError(f"listener not ready: {listener.text()[-1000:]}")
+        needle = "inputs healthy again" if nan_window else "first command"
+        if not (node if nan_window else sim).wait_for(needle, 180):
+            raise AssertionError(f"no '{needle}'\n--- node ---\n{node.text()[-2000:]}\n"
+                                 f"--- sim ---\n{sim.text()[-1000:]}")
+        time.sleep(drive_s)
+        killed = sim.kill()
+        time.sleep(1.0)
+    finally:
+        sim.stop()
+        node_code = node.stop(60)
+        listener.stop()
+    rows = probe.read(out / "probe.csv")
+    last_odom = max((r[0] for r in rows["odom"] if r[0] <= killed + 0.05), default=None)
+    first_safe = next((r[0] for r in rows["cmd"] if r[0] > killed and all(v == 0.0 for v in r[1:])), None)
+    return {"rows": rows, "killed": killed, "last_odom": last_odom, "first_safe": first_safe,
+            "node_log": node.text(), "node_code": node_code}

@@ -5,7 +5,8 @@ sys.path, in this process only. The ROS 1 message packages (std_msgs, geometry_m
 rosgraph_msgs) have the same import names as the ROS 2 wheels, which come first on sys.path, so
 those few are loaded from the Debian folder explicitly before rospy is imported.
 Parameters are private (`~rate_hz`, ...), checked against the same ranges as the ROS 2 ones.
-`/use_sim_time` (set by the sim or a launch file) makes rospy follow /clock.
+`ros.use_sim_time=true` (the launch file's `use_sim_time` arg) sets `/use_sim_time` and makes the node
+follow /clock; the sim sets `/use_sim_time` to its own setting, as a simulator's launch does.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class _Base:
         if use_sim_time or owns_clock:
             rospy.set_param("/use_sim_time", bool(use_sim_time))
         rospy.init_node(node_name, anonymous=False, disable_signals=True)
-        self.use_sim_time = bool(use_sim_time or rospy.get_param("/use_sim_time", False))
+        # the node follows its own setting (ros.use_sim_time, or the launch file's use_sim_time arg), not a
+        # /use_sim_time left on the master by an earlier run
+        self.use_sim_time = bool(use_sim_time)
 
     def close(self) -> None:
         self.rospy.signal_shutdown("robocl: done")

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import os
 import random
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from robocl_ros import graph, probe
+from robocl_ros import graph
 
 pytestmark = pytest.mark.ros
 
@@ -23,20 +20,9 @@ QUAD_SMALL = ["dynamics.pretrain.episodes=12", "dynamics.pretrain.steps=150", "d
               "runtime.threads=1"]
 
 
-def wait_file(path: Path, needle: str, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if path.exists() and needle in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def ros_ready(transport: str) -> None:
     """Install what is missing; fail under CI, skip elsewhere, if the ROS pieces cannot be had."""
-    problem = graph.ros2_problem() if transport == "ros2" else graph.ros1_problem()
-    if problem and os.environ.get("ROBOCL_ROS_INSTALL", "1") != "0":
-        problem = graph.install_ros2() if transport == "ros2" else graph.install_ros1()
+    problem = graph.ensure(transport)
     if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{transport} is required under CI=true and could not be installed: {problem}")
@@ -88,40 +74,27 @@ def test_ros2_watchdog_safe_command_on_killed_odometry_and_nan(env, ugv_run, tmp
     """Wall clock, 5 Hz: NaN odometry for 0.6 s (safe, then resume), then the odometry publisher is
     SIGKILLed: the safe command must reach a listener within two control periods of the last odometry."""
     period = 0.2
-    _, _, _, ckpt = ugv_run
-    listener = graph.Proc([sys.executable, "-m", "robocl_ros.probe", "--transport", "ros2", "--out",
-                           str(tmp_path / "probe.csv")], tmp_path / "probe.log", env)
-    sim = graph.Proc([graph.bin_path("robocl-ros-sim"), "robot=ugv", "task.map=ugv_short", "ros.sim.nan_window=[1.0,1.6]",
-                      f"hydra.run.dir={tmp_path / 'sim'}"], tmp_path / "sim.log", env)
-    node = graph.Proc([graph.bin_path("robocl-ros"), "robot=ugv", *SMALL, f"ros.checkpoint.path={ckpt}",
-                       f"hydra.run.dir={tmp_path / 'node'}"], tmp_path / "node.log", env)
-    try:
-        assert wait_file(tmp_path / "probe.csv", "ready", 60), listener.text()
-        assert node.wait_for("inputs healthy again", 120), node.text()[-2000:]  # after the NaN window
-        time.sleep(0.6)
-        killed = sim.kill()
-        time.sleep(5 * period)
-    finally:
-        sim.stop()
-        node_code = node.stop(60)
-        listener.stop()
-    assert node_code == 0, node.text()[-2000:]
-    assert "loaded on-board checkpoint" in node.text()  # kept what it learned across the restart
-    rows = probe.read(tmp_path / "probe.csv")
-    cmds = rows["cmd"]
-    assert len(cmds) > 10 and all(np.all(np.isfinite(c[1:])) for c in cmds)  # NaN never became a command
-    statuses = [(t, mode, reason) for t, mode, reason in rows["status"]]
+    ckpt = ugv_run[3]
+    r = graph.kill_trial(tmp_path, env, "ros2", [*SMALL, f"ros.checkpoint.path={ckpt}"], nan_window=(1.0, 1.6))
+    assert r["node_code"] == 0, r["node_log"][-2000:]
+    assert "loaded on-board checkpoint" in r["node_log"]  # kept what it learned across the restart
+    check_kill_trial(r, period, "ROS 2")
+    statuses = r["rows"]["status"]
     assert any(reason == "non-finite state" and mode == "safe" for _, mode, reason in statuses)
-    last_odom = max(t for t, _ in rows["odom"] if t <= killed + 0.05)
-    first_safe = next(t for t, *a in cmds if t > killed and all(v == 0.0 for v in a))
-    reaction = first_safe - last_odom
-    print(f"ROS 2 watchdog: safe command {reaction * 1e3:.0f} ms after the last odometry "
-          f"({(first_safe - killed) * 1e3:.0f} ms after SIGKILL); limit {2 * period * 1e3:.0f} ms")
-    assert reaction <= 2 * period, reaction
-    assert any(t > killed and reason == "odometry stale" for t, _, reason in statuses)
-    assert not [t for t, *a in cmds if t > first_safe and any(v != 0.0 for v in a)]  # stays safe
     node_row = graph.read_results(tmp_path / "node")
     assert node_row["nonfinite_substitutions"] == 0 and node_row["safety_events"] >= 2
+
+
+def check_kill_trial(r: dict, period: float, label: str) -> None:
+    cmds, statuses, killed = r["rows"]["cmd"], r["rows"]["status"], r["killed"]
+    assert len(cmds) > 10 and all(np.all(np.isfinite(c[1:])) for c in cmds)  # NaN never became a command
+    assert r["last_odom"] is not None and r["first_safe"] is not None, (r["last_odom"], r["first_safe"])
+    reaction = r["first_safe"] - r["last_odom"]
+    print(f"{label} watchdog: safe command {reaction * 1e3:.0f} ms after the last odometry "
+          f"({(r['first_safe'] - killed) * 1e3:.0f} ms after SIGKILL); limit {2 * period * 1e3:.0f} ms")
+    assert reaction <= 2 * period, reaction
+    assert any(t > killed and reason == "odometry stale" for t, _, reason in statuses)
+    assert not [t for t, *a in cmds if t > r["first_safe"] and any(v != 0.0 for v in a)]  # stays safe
 
 
 def test_ros2_node_flies_the_simulated_quadrotor_through_waypoints(env, tmp_path):

@@ -273,3 +273,24 @@ def test_checkpoint_is_atomic_and_restores_what_was_learned(tmp_path):
     fresh.controller.strategy.load_state_dict(state["strategy"])
     for a, b in zip(core.controller.model.state_dict().values(), fresh.controller.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_launch_files_ship_with_the_package_and_name_real_parameters():
+    import ast
+    import xml.etree.ElementTree as ET
+    from importlib.resources import files
+
+    from robocl_ros.params import NODE_PARAMS
+
+    names = {p.name for p in NODE_PARAMS}
+    launch = files("robocl_ros").joinpath("launch")
+    tree = ast.parse(launch.joinpath("robocl.launch.py").read_text())
+    params = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "PARAMS")
+    assert {k.value for k in params.keys} == names  # ROS 2: every node parameter is a launch argument
+    root = ET.fromstring(launch.joinpath("robocl.launch").read_text())
+    node = root.find("node")
+    assert node.get("pkg") == "robocl_ros" and node.get("type") == "robocl_ros_node"
+    assert {p.get("name") for p in node.findall("param")} == names  # ROS 1: likewise
+    pkg = files("robocl_ros")
+    assert ET.fromstring(pkg.joinpath("package.xml").read_text()).findtext("name") == "robocl_ros"
+    assert "robocl-ros ros.transport=ros1" in pkg.joinpath("scripts", "robocl_ros_node").read_text()
