@@ -211,16 +211,28 @@ class BagSource:
             conns = [c for c in reader.connections if c.topic in kinds]
             use_header = self.m.stamp == "header"
             deserialize = reader.deserialize
+            fast = {id(c): self._fast_decoder(c) for c in conns}
             stream = reader.messages(connections=conns)
             while True:
                 try:
                     conn, t_log, raw = next(stream)
-                    msg = deserialize(raw, conn.msgtype)
                 except StopIteration:
                     break
-                except Exception as exc:  # truncated chunk, bad CDR
+                except Exception as exc:  # truncated chunk, damaged index
                     raise self._error(exc) from None
                 kind = kinds[conn.topic]
+                decode = fast[id(conn)]
+                if decode is not None:
+                    try:
+                        stamp, value = decode(raw)
+                        yield (stamp if use_header and stamp is not None else t_log), kind, value
+                        continue
+                    except Exception:  # unexpected layout: the generic deserializer decides
+                        pass
+                try:
+                    msg = deserialize(raw, conn.msgtype)
+                except Exception as exc:  # bad CDR / ROS 1 payload
+                    raise self._error(exc) from None
                 t = (rosmsg.header_ns(msg) if use_header else None) or t_log
                 if kind == "state":
                     yield t, kind, rosmsg.odometry_to_state(msg)
@@ -230,6 +242,20 @@ class BagSource:
                     yield t, kind, str(msg.data)
         finally:
             reader.close()
+
+    def _fast_decoder(self, conn):
+        """The wire-format decoder for a standard message definition (checked by its hash), else None."""
+        from rosbags.typesys import Stores, get_typestore
+
+        ros1 = self.episode.kind == "ros1"
+        if conn.msgtype not in (*rosmsg.STATE_TYPES, *rosmsg.COMMAND_TYPES):
+            return None
+        try:
+            ts = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
+            standard = ts.generate_msgdef(conn.msgtype)[1] if ros1 else ts.hash_rihs01(conn.msgtype)
+        except Exception:
+            return None
+        return rosmsg.fast_decoder(conn.msgtype, ros1, msgdef_ok=bool(conn.digest) and conn.digest == standard)
 
 
 def seconds_to_ns(text: str) -> int:
@@ -391,12 +417,12 @@ def align(events: Iterator[tuple[int, str, Any]], mapping: Mapping, stats: Align
             b = next((s for s in states if s[0] >= t), None)
             if b is not None and b[0] - a[0] <= max_gap:
                 state = _interp(a[1], b[1], (t - a[0]) / (b[0] - a[0]), angle_dims)
-        if state is not None and not np.all(np.isfinite(state)):
+        if state is not None and not math.isfinite(float(state.sum())):
             state = None
         if state is None:
             stats.missing_state += 1
         c = latest(streams["command"], t)
-        command = c[1] if c is not None and t - c[0] <= timeout and np.all(np.isfinite(c[1])) else None
+        command = c[1] if c is not None and t - c[0] <= timeout and math.isfinite(float(c[1].sum())) else None
         if command is None:
             stats.missing_command += 1
         r = latest(streams["regime"], t)

@@ -9,6 +9,7 @@ are `std_msgs/String`.
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,105 @@ def odometry_to_state(msg: Any) -> np.ndarray:
 def twist_to_command(msg: Any) -> np.ndarray:
     tw = getattr(msg, "twist", msg)  # TwistStamped wraps a Twist
     return np.array([tw.linear.x, tw.angular.z], dtype=np.float64)
+
+
+# ---- fast paths: the three message types the evaluator reads, straight from the wire format -------
+# rosbags' generic deserializer builds every nested message object (both 36-double covariances
+# included); evaluating a long log only needs a few doubles. Decoders return (header stamp ns or
+# None, vector) and raise on anything unexpected, so the caller falls back to the generic path.
+_I32 = struct.Struct("<iI")
+_U32 = struct.Struct("<I")
+_D3 = struct.Struct("<3d")
+_D7 = struct.Struct("<7d")
+_D6 = struct.Struct("<6d")
+_D8 = 8
+
+
+def _cdr_string_end(raw: bytes, pos: int) -> int:
+    pos = (pos + 3) & ~3
+    (n,) = _U32.unpack_from(raw, 4 + pos)
+    return pos + 4 + n
+
+
+def _cdr_header_end(raw: bytes) -> tuple[int, int]:
+    sec, nsec = _I32.unpack_from(raw, 4)
+    return sec * 1_000_000_000 + nsec, _cdr_string_end(raw, 8)
+
+
+def _cdr_align8(pos: int) -> int:
+    return (pos + 7) & ~7
+
+
+def _cdr_odometry(raw: bytes) -> tuple[int | None, np.ndarray]:
+    stamp, pos = _cdr_header_end(raw)
+    pos = _cdr_align8(_cdr_string_end(raw, pos))  # child_frame_id, then doubles
+    px, py, _pz, qx, qy, qz, qw = _D7.unpack_from(raw, 4 + pos)
+    pos += (7 + 36) * _D8
+    vx, vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4 + pos)
+    return stamp, np.array([px, py, quaternion_to_yaw(qx, qy, qz, qw), vx, vy, wz])
+
+
+def _cdr_twist_stamped(raw: bytes) -> tuple[int | None, np.ndarray]:
+    stamp, pos = _cdr_header_end(raw)
+    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4 + _cdr_align8(pos))
+    return stamp, np.array([vx, wz])
+
+
+def _cdr_twist(raw: bytes) -> tuple[int | None, np.ndarray]:
+    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4)
+    return None, np.array([vx, wz])
+
+
+def _ros1_header_end(raw: bytes) -> tuple[int, int]:
+    sec, nsec = _I32.unpack_from(raw, 4)
+    (n,) = _U32.unpack_from(raw, 12)
+    return sec * 1_000_000_000 + nsec, 16 + n
+
+
+def _ros1_odometry(raw: bytes) -> tuple[int | None, np.ndarray]:
+    stamp, pos = _ros1_header_end(raw)
+    (n,) = _U32.unpack_from(raw, pos)
+    pos += 4 + n
+    px, py, _pz, qx, qy, qz, qw = _D7.unpack_from(raw, pos)
+    pos += (7 + 36) * _D8
+    vx, vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, pos)
+    return stamp, np.array([px, py, quaternion_to_yaw(qx, qy, qz, qw), vx, vy, wz])
+
+
+def _ros1_twist_stamped(raw: bytes) -> tuple[int | None, np.ndarray]:
+    stamp, pos = _ros1_header_end(raw)
+    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, pos)
+    return stamp, np.array([vx, wz])
+
+
+def _ros1_twist(raw: bytes) -> tuple[int | None, np.ndarray]:
+    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 0)
+    return None, np.array([vx, wz])
+
+
+_FAST = {
+    (False, ODOMETRY): (_cdr_odometry, 4 + 8 + 4 + 4 + (7 + 36 + 6 + 36) * 8),
+    (False, TWIST_STAMPED): (_cdr_twist_stamped, 4 + 8 + 4 + 48),
+    (False, TWIST): (_cdr_twist, 4 + 48),
+    (True, ODOMETRY): (_ros1_odometry, 12 + 4 + 4 + (7 + 36 + 6 + 36) * 8),
+    (True, TWIST_STAMPED): (_ros1_twist_stamped, 12 + 4 + 48),
+    (True, TWIST): (_ros1_twist, 48),
+}
+
+
+def fast_decoder(msgtype: str, ros1: bool, msgdef_ok: bool = True):
+    """`decode(raw) -> (stamp_ns | None, vector)` for a known type, or None (use the generic path).
+
+    CDR payloads must be little endian (encapsulation 0x0001); big-endian ones take the generic path.
+    """
+    entry = _FAST.get((ros1, msgtype)) if msgdef_ok else None
+    if entry is None:
+        return None
+    fn, min_size = entry
+
+    def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+        if len(raw) < min_size or (not ros1 and raw[1] != 1):
+            raise ValueError("unexpected payload")
+        return fn(raw)
+
+    return decode
