@@ -233,6 +233,7 @@ def summary_text(doc: dict[str, Any], results: list) -> str:
     n_changes = max((len(r.changes) for r in results), default=0)
     cols = ["dyn_mse", "kstep_mse", "action_mse", "action_mse_identity"]
     cols += [f"post_change_mse_c{j}" for j in range(1, n_changes + 1)]
+    cols += [f"post_change_action_mse_c{j}" for j in range(1, n_changes + 1)]
     cols += [f"time_to_adapt_steps_c{j}" for j in range(1, n_changes + 1)]
     cols += ["forgetting_mse", "transitions_per_s"]
     cols = [c for c in cols if any(c in v for v in summary.values())]
@@ -242,6 +243,8 @@ def summary_text(doc: dict[str, Any], results: list) -> str:
             continue
         names = [r["method"] for r in res.rows]
         lines += ["", f"## {res.name}: regime changes ({res.stats['transitions']} transitions)", "",
+                  "(post_mse: mean error from the change to the next one; action error for refiners; "
+                  "time_to_adapt in steps)", "",
                   "| change | step | t [s] | " + " | ".join(f"{m} post_mse" for m in names) + " | "
                   + " | ".join(f"{m} time_to_adapt" for m in names) + " |",
                   "|---" * (3 + 2 * len(names)) + "|"]

@@ -211,10 +211,11 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         n = block.n
         for i in range(n):
             idx = block.start + i
-            item = (block.states[i], block.actions[i], np.append(block.states[i + 1], idx))
+            item = (idx, block.states[i], block.actions[i], block.states[i + 1])
             if block.regimes[i] is not None:
-                reservoir.add(block.regimes[i], *item)
-            bucket_reservoir.add(str(idx // 1000), *item)
+                reservoir.add(block.regimes[i], item)
+            else:
+                bucket_reservoir.add(str(idx // 1000), item)
         labels.extend(block.regimes[:n])
         times.append(block.times[:n])
         total += n
@@ -249,18 +250,12 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
                      f"error (median over {settings.detect_window} steps changing by more than "
                      f"x{settings.detect_factor:g})")
     # Data per regime for forgetting: the per-label reservoir, or the time-bucket one mapped to segments.
-    per_regime: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    if has_labels:
-        for r in reservoir.regimes():
-            s, a, s2 = reservoir.arrays(r)
-            per_regime[r] = (s, a, s2[:, :-1])
-    else:
-        rows = [row for key in bucket_reservoir.regimes() for row in bucket_reservoir.states[key]]
-        by: dict[str, list] = {}
-        for s, a, s2 in rows:
-            by.setdefault(regime_of[int(s2[-1])], []).append((s, a, s2[:-1]))
-        for r, items in by.items():
-            per_regime[r] = tuple(np.stack([it[j] for it in items]) for j in range(3))  # type: ignore[assignment]
+    by: dict[str, list] = {}
+    for res in (reservoir, bucket_reservoir):
+        for key in res.keys():
+            for item in res.items[key]:
+                by.setdefault(regime_of[item[0]], []).append(item)
+    per_regime = {r: tuple(np.stack([it[j] for it in items]) for j in (1, 2, 3)) for r, items in by.items()}
     last_regime = regime_of[-1]
     # The last segment of each regime: [start, end) indices, for the end-of-regime error.
     last_segment: dict[str, tuple[int, int]] = {}
@@ -278,6 +273,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         row: dict[str, Any] = {"method": track.name, "seed": seed, "task": name, "transitions": int(total),
                                "learning": track.learning}
         err_key = "dyn_mse" if track.kind == "dynamics" else "action_mse"
+        post_key = "post_change_mse" if track.kind == "dynamics" else "post_change_action_mse"
         row[err_key] = float(np.mean(e))
         if track.kind == "dynamics":
             ke = track.kseries()
@@ -300,7 +296,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
             per_change.append({"change": j, "index": c.index, "t_s": float(t_s[c.index]), "before": c.before,
                                "after": c.after, "pre_mse": level, "post_mse": post, "time_to_adapt_steps": tta,
                                "time_to_adapt_s": tta * mapping.period if tta is not None else None})
-            row[f"post_change_mse_c{j}"] = post
+            row[f"{post_key}_c{j}"] = post
             row[f"time_to_adapt_steps_c{j}"] = tta
             if tta is None:
                 notes.append(f"{track.name} {name}: change {j} ({c.before} -> {c.after}) at step {c.index}: "
@@ -312,7 +308,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         row["changes_total"] = len(per_change)
         row["time_to_adapt_steps"] = float(np.mean(adapted)) if adapted else None
         posts = [c["post_mse"] for c in per_change if c["post_mse"] is not None]
-        row["post_change_mse"] = float(np.mean(posts)) if posts else None
+        row[post_key] = float(np.mean(posts)) if posts else None
         if track.kind == "dynamics":
             final = {r: track.final_errors(*d) for r, d in per_regime.items() if len(d[0])}
             end_err = {r: float(np.mean(e[max(a, b - settings.end_window):b])) for r, (a, b) in last_segment.items()}

@@ -100,28 +100,24 @@ def forgetting(final_error: dict[str, float], end_error: dict[str, float], last_
 
 
 class Reservoir:
-    """A fixed-size uniform sample of a stream (Algorithm R), per regime: data to measure forgetting on."""
+    """A fixed-size uniform sample of a stream (Algorithm R) per key: data to measure forgetting on."""
 
     def __init__(self, capacity: int, seed: int = 0) -> None:
         self.capacity = capacity
         self.rng = np.random.default_rng(seed)
         self.seen: dict[str, int] = {}
-        self.states: dict[str, list] = {}
+        self.items: dict[str, list] = {}
 
-    def add(self, regime: str, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
-        n = self.seen.get(regime, 0)
-        self.seen[regime] = n + 1
-        rows = self.states.setdefault(regime, [])
+    def add(self, key: str, item: tuple) -> None:
+        n = self.seen.get(key, 0)
+        self.seen[key] = n + 1
+        rows = self.items.setdefault(key, [])
         if n < self.capacity:
-            rows.append((state, action, next_state))
+            rows.append(item)
         else:
             j = int(self.rng.integers(0, n + 1))
             if j < self.capacity:
-                rows[j] = (state, action, next_state)
+                rows[j] = item
 
-    def arrays(self, regime: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self.states[regime]
-        return (np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
-
-    def regimes(self) -> list[str]:
-        return list(self.states)
+    def keys(self) -> list[str]:
+        return list(self.items)
