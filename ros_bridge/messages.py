@@ -1,6 +1,7 @@
 """Message <-> array helpers shared by the ROS 1 and ROS 2 adapters (their messages share field names).
 
-Only header stamps differ (ROS 2 `sec`/`nanosec`, ROS 1 `secs`/`nsecs`); callers pass a `make_stamp`.
+Only header stamps differ (ROS 2 `sec`/`nanosec`, ROS 1 `secs`/`nsecs`): `stamp_seconds` reads both; callers build
+stamps with their own client library.
 """
 
 from __future__ import annotations
