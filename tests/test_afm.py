@@ -166,3 +166,21 @@ def test_raw_action_executed_exactly_once_per_detected_switch(small_setup):
     for i, kind in enumerate(kinds):
         if kind == "switch":
             assert kinds[i + 1:i + 3] == ["raw", "register"]
+
+
+def test_quadrotor_regime_data_labels_intended_actions():
+    """The quadrotor generator: gains only on the configured channels, intended = planned / gain
+    (inside the box), context rows from the real MuJoCo quad and a (small, untrained) nominal model."""
+    from robocl.refiners.afm_data import generate_quadrotor
+
+    cfg, _ = compose(["experiment=quad_afm", "dynamics.ensemble_size=2", "dynamics.hidden_size=32",
+                      "refiner.data.regimes=6", "refiner.data.steps=15"])
+    model = make_model(cfg)
+    env = gym.make("robocl/Quadrotor-v0", control_hz=25).unwrapped
+    data = generate_quadrotor(env, model, cfg.refiner.data)
+    assert len(data) > 60 and data.rows.shape[1] == model.codec.feature_dim + 4 + model.codec.target_dim
+    assert torch.all(data.gains[:, 2:] == 1.0)  # vz and yaw rate keep gain 1
+    g = data.gains[data.regime]
+    inside = (data.planned / g).abs().le(torch.tensor([1.0, 1.0, 1.0, 1.5])).all(-1)
+    assert inside.any()
+    torch.testing.assert_close(data.intended[inside], data.planned[inside] / g[inside])

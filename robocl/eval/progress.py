@@ -17,6 +17,9 @@ class NullProgress:
     def update(self, task_id: int, **kwargs) -> None:
         pass
 
+    def remove_task(self, task_id: int) -> None:
+        pass
+
     def log(self, *args) -> None:
         console.print(*args)
 

@@ -1,8 +1,10 @@
-"""Quadrotor reference tracking under regime changes; frozen vs online learned-model MPPI.
+"""Quadrotor reference tracking under regime changes: frozen vs online model, with or without AFM.
 
-Each (method, seed) is one episode of `task.name` (hover / figure_eight / waypoints); inside
-`task.intervention` the physical regime (`task.physics`) and command gains (`task.gains`, in
-sequence) are applied, and the nominal regime returns after the window.
+Each (condition, method, seed) is one episode of `task.name` (hover / figure_eight / waypoints);
+inside `task.intervention` the condition's physical regime (`physics`) and command gains (`gains`,
+in sequence) are applied, and the nominal regime returns after the window. Without
+`task.conditions` there is one condition, `task.physics` + `task.gains`; `quad_afm` lists several
+(command gains, payload), each reported on its own and in `per_condition.md`.
 """
 
 from __future__ import annotations
@@ -28,14 +30,32 @@ from robocl.tracking_rollouts import run_tracking_episode
 TASKS = ("hover", "figure_eight", "waypoints")
 
 
-def regime_params(cfg: DictConfig):
+def regime_params(physics: Any, key: str = "task.physics"):
     from robocl_envs.quadrotor import QuadParams
 
-    phys = OmegaConf.to_container(cfg.task.physics, resolve=True) if cfg.task.get("physics") else {}
+    phys = OmegaConf.to_container(physics, resolve=True) if physics else {}
     try:
         return QuadParams(**phys)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"task.physics: {exc}") from None
+        raise UsageError(f"{key}: {exc}") from None
+
+
+def conditions(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """name -> {gains, params}: `task.conditions` when given, else the single task.physics/gains one."""
+    listed = OmegaConf.select(cfg, "task.conditions")
+    if not listed:
+        return {str(cfg.task.name): {"gains": check.pair_list(cfg, "task.gains", dim=4),
+                                     "params": regime_params(cfg.task.get("physics"))}}
+    if not isinstance(listed, DictConfig):
+        raise UsageError("task.conditions: must be a mapping NAME: {gains: [[...]], physics: {...}}")
+    out = {}
+    for name, node in listed.items():
+        key = f"task.conditions.{name}"
+        if not isinstance(node, DictConfig) or set(node) - {"gains", "physics"}:
+            raise UsageError(f"{key}: must be a mapping with keys gains and/or physics")
+        gains = check.pair_list(cfg, f"{key}.gains", dim=4) if node.get("gains") is not None else [[1.0] * 4]
+        out[str(name)] = {"gains": gains, "params": regime_params(node.get("physics"), f"{key}.physics")}
+    return out
 
 
 def validate(cfg: DictConfig) -> dict[str, Any]:
@@ -46,24 +66,26 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     hz = check.number(cfg, "robot.control_hz", lo=1, hi=500)
     if abs(float(cfg.robot.dt) * hz - 1.0) > 1e-6:
         raise UsageError(f"robot.dt={cfg.robot.dt}: must equal 1/robot.control_hz ({1.0 / hz:g})")
+    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
+    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
+        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
     return {
-        "methods": [parse_method(m) for m in check.string_list(cfg, "methods")],
-        "gains": check.pair_list(cfg, "task.gains", dim=4),
-        "params": regime_params(cfg),
+        "methods": methods,
+        "conditions": conditions(cfg),
         "seeds": check.int_list(cfg, "seeds"),
         "task": name,
         "control_hz": hz,
     }
 
 
-def _regime_schedule(spec: dict[str, Any], window: list[float]):
+def _regime_schedule(condition: dict[str, Any], window: list[float]):
     """fraction -> (label, apply(env)): physics + gains inside the window, nominal outside."""
     from dataclasses import replace
 
     from robocl_envs.quadrotor import QuadParams
 
-    gains = GainSchedule(spec["gains"], window)
-    shifted = spec["params"]
+    gains = GainSchedule(condition["gains"], window)
+    shifted = condition["params"]
 
     def regime_at(fraction: float):
         inside = window[0] <= fraction < window[1]
@@ -82,32 +104,79 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     base_model, pre_info = pretrained_model(cfg, {"control_hz": spec["control_hz"]}, log=progress.log,
                                             shape_action=hold_altitude())
     sink.extra["pretrain"] = pre_info
+    if any(m.refine for m in spec["methods"]):
+        from robocl.refiners.afm_train import ensure_checkpoint
+
+        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
+        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
     logger = make_logger(cfg, run_dir)
     env = gym.make(str(cfg.robot.env_id), **env_kwargs).unwrapped
     reference = make_task(spec["task"])
     horizon = int(cfg.planner.horizon)
-    regime_at = _regime_schedule(spec, list(cfg.task.intervention))
-    traces: dict[str, Any] = {}
-    for method in spec["methods"]:
-        for seed in spec["seeds"]:
-            tags = {"method": method.name, "seed": seed, "task": spec["task"]}
-            cost = ReferenceTrackingCost(horizon)
-            controller = make_controller(cfg, method, base_model, cost, seed)
-            steps = int(round(reference.duration * spec["control_hz"]))
-            bar = progress.add_task(f"{method.name} {spec['task']} s{seed}", total=steps, status="")
+    several = len(spec["conditions"]) > 1
+    for cond_name, condition in spec["conditions"].items():
+        regime_at = _regime_schedule(condition, list(cfg.task.intervention))
+        traces: dict[str, Any] = {}
+        for method in spec["methods"]:
+            for seed in spec["seeds"]:
+                tags = {"method": method.name, "seed": seed, "task": cond_name if several else spec["task"]}
+                cost = ReferenceTrackingCost(horizon)
+                controller = make_controller(cfg, method, base_model, cost, seed)
+                steps = int(round(reference.duration * spec["control_hz"]))
+                bar = progress.add_task(f"{method.name} {tags['task']} s{seed}", total=steps, status="")
 
-            def on_step(k: int, row: dict[str, Any], bar=bar, ctl=controller, tags=tags) -> None:
-                plan = ctl.stats.plan_ms[-1] if ctl.stats.plan_ms else 0.0
-                progress.update(bar, completed=k + 1,
-                                status=f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
-                logger.log_step({**tags, **row})
+                def on_step(k: int, row: dict[str, Any], bar=bar, ctl=controller, tags=tags) -> None:
+                    plan = ctl.stats.plan_ms[-1] if ctl.stats.plan_ms else 0.0
+                    progress.update(bar, completed=k + 1,
+                                    status=f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
+                    logger.log_step({**tags, **row})
 
-            metrics, trace = run_tracking_episode(env, controller, cost, reference, reference.duration, horizon,
-                                                  seed, regime_at, on_step)
-            row = {**tags, **metrics, **controller_metrics(controller)}
-            sink.add_run(row)
-            logger.log_run(row)
-            if seed == spec["seeds"][0]:
-                traces[method.name] = trace
-                plot_tracking(traces, run_dir / "tracking.png")
+                metrics, trace = run_tracking_episode(env, controller, cost, reference, reference.duration,
+                                                      horizon, seed, regime_at, on_step)
+                row = {**tags, **metrics, **controller_metrics(controller), **refiner_stats(controller.refiner)}
+                sink.add_run(row)
+                logger.log_run(row)
+                progress.remove_task(bar)
+                if seed == spec["seeds"][0]:
+                    traces[method.name] = trace
+                    name = f"tracking_{cond_name}.png" if several else "tracking.png"
+                    plot_tracking(traces, run_dir / name)
+        if several:
+            write_condition_table(sink, run_dir)
     logger.finish()
+
+
+def refiner_stats(refiner) -> dict[str, Any]:
+    """Regime switches the AFM refiner detected (and raw actions it executed after them)."""
+    if getattr(refiner, "name", "") != "afm":
+        return {}
+    return {"afm_switches": refiner.switches, "afm_raw_after_switch": refiner.raw_after_switch}
+
+
+def write_condition_table(sink: ResultSink, run_dir: Path) -> None:
+    """per_condition.md: mean tracking RMSE and crashes per (condition, method) over seeds."""
+    import statistics
+    from collections import defaultdict
+
+    from robocl.utils.io import atomic_write_text
+
+    cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in sink.runs:
+        cells[r["task"]][r["method"]].append(r)
+    methods = list(dict.fromkeys(r["method"] for r in sink.runs))
+    lines = ["| condition | " + " | ".join(f"{m} rmse (crashes)" for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for cond, by_method in cells.items():
+        row = {}
+        for m, rs in by_method.items():
+            rmse = [r["tracking_rmse"] for r in rs if r.get("tracking_rmse") is not None]
+            row[m] = {"tracking_rmse": statistics.fmean(rmse) if rmse else None,
+                      "crashes": sum(int(r["crashes"]) for r in rs), "runs": len(rs)}
+        table[cond] = row
+        lines.append(f"| {cond} | " + " | ".join(
+            f"{row[m]['tracking_rmse']:.3f} ({row[m]['crashes']})" if m in row and row[m]["tracking_rmse"] is not None
+            else "—" for m in methods) + " |")
+    sink.extra["per_condition"] = table
+    atomic_write_text(run_dir / "per_condition.md", "\n".join(lines) + "\n")
+    sink.flush()

@@ -92,9 +92,21 @@ def sample_gains(rng: np.random.Generator, dim: int, gain_range: tuple[float, fl
     lo, hi = math.log(gain_range[0]), math.log(gain_range[1])
     for _ in range(1000):
         g = np.exp(rng.uniform(lo, hi, dim)) * np.where(rng.random(dim) < negative_prob, -1.0, 1.0)
-        if not any(np.max(np.abs(g - np.asarray(h))) < holdout_radius for h in holdout):
+        if not any(np.max(np.abs(g - np.asarray(h)[:dim])) < holdout_radius for h in holdout):
             return g
     raise ValueError("afm data: holdout_gains exclude the whole gain range")
+
+
+@dataclass(frozen=True)
+class RobotHooks:
+    """What differs per robot when simulating AFM regimes: the physics nuisance, its nominal
+    value, and the kind of *planned* action an MPC produces on that robot's tasks."""
+
+    nuisance: Callable[[np.random.Generator, Any], Any]
+    nominal: Callable[[], Any]
+    pursue: Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
+    new_goal: Callable[[np.random.Generator, np.ndarray], np.ndarray]
+    goal_reached: float
 
 
 def _ugv_nuisance(rng: np.random.Generator, node: Any):
@@ -105,13 +117,19 @@ def _ugv_nuisance(rng: np.random.Generator, node: Any):
                      motor_strength=tuple(float(x) for x in rng.uniform(0.7, 1.3, 2)))
 
 
-def _new_goal(rng: np.random.Generator, obs: np.ndarray) -> np.ndarray:
+def _ugv_nominal():
+    from robocl_envs.ugv import UGVParams
+
+    return UGVParams()
+
+
+def _ugv_goal(rng: np.random.Generator, obs: np.ndarray) -> np.ndarray:
     """A goal 1.5-6 m away, mostly ahead: waypoint courses make the planner drive forward."""
     angle = obs[2] + rng.normal(0.0, 1.2)
     return obs[:2] + rng.uniform(1.5, 6.0) * np.array([math.cos(angle), math.sin(angle)])
 
 
-def _pursue(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+def _ugv_pursue(rng: np.random.Generator, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Pure-pursuit (v, w) toward `goal`: the kind of plan an MPC produces on a waypoint course
     (full speed ahead, saturated turns), so the refiner sees run-time-like actions and states."""
     dx, dy = goal - obs[:2]
@@ -120,40 +138,81 @@ def _pursue(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
     return np.array([v, 2.0 * heading])
 
 
-def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], None] | None = None) -> AFMData:
+def _quad_nuisance(rng: np.random.Generator, node: Any):
+    from robocl_envs.quadrotor import QuadParams
+
+    eff = np.ones(4)
+    if rng.random() < 0.5:
+        eff[rng.integers(4)] = rng.uniform(0.7, 1.0)
+    return QuadParams(payload_frac=float(rng.uniform(0.0, float(node.get("max_payload_frac", 0.6)))),
+                      motor_efficiency=tuple(float(e) for e in eff))
+
+
+def _quad_nominal():
+    from robocl_envs.quadrotor import QuadParams
+
+    return QuadParams()
+
+
+def _quad_goal(rng: np.random.Generator, obs: np.ndarray) -> np.ndarray:
+    """A goal 0.5-2 m away inside the tasks' flight box (|x|, |y| <= 1.5 m, z in 0.6-1.6 m)."""
+    for _ in range(100):
+        goal = obs[:3] + rng.normal(0.0, 1.0, 3) * np.array([1.0, 1.0, 0.3])
+        if np.all(np.abs(goal[:2]) <= 1.5) and 0.6 <= goal[2] <= 1.6:
+            return goal
+    return np.array([0.0, 0.0, 1.0])
+
+
+def _quad_pursue(rng: np.random.Generator, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """Velocity set-points toward `goal` (P on position, saturated), little yaw: what the
+    tracking MPC commands along a figure eight or between waypoints."""
+    v = np.clip(1.2 * (goal - obs[:3]), -1.0, 1.0)
+    return np.r_[v, -0.5 * obs[8]]
+
+
+HOOKS = {
+    "ugv": RobotHooks(_ugv_nuisance, _ugv_nominal, _ugv_pursue, _ugv_goal, goal_reached=0.5),
+    "quadrotor": RobotHooks(_quad_nuisance, _quad_nominal, _quad_pursue, _quad_goal, goal_reached=0.15),
+}
+
+
+def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], None] | None = None,
+             robot: str = "ugv") -> AFMData:
     """Simulate `node.regimes` regime episodes of `node.steps` steps in `env` (a robocl env with
     `set_params`/`set_gains`), labelled with the nominal `model`'s predictions.
 
     node keys: regimes, steps, seed, gain_range, negative_prob, nominal_prob, physics_prob,
     intended_prob, pursuit_prob (regimes whose planned actions pursue random goals rather than
-    being smooth random), holdout_gains, holdout_radius, max_payload_kg (UGV nuisance).
+    being smooth random), holdout_gains, holdout_radius, gain_dims (channels that get gains; the
+    rest stay 1), max_payload_kg (UGV) / max_payload_frac (quadrotor) nuisances.
     """
-    from robocl_envs.ugv import UGVParams
-
+    hooks = HOOKS[robot]
     rng = np.random.default_rng(int(node.seed))
     low, high = env.action_space.low.astype(float), env.action_space.high.astype(float)
     dim = low.size
+    gain_dims = list(node.get("gain_dims") or range(dim))
     holdout = [list(map(float, h)) for h in (node.get("holdout_gains") or [])]
     n_regimes, steps = int(node.regimes), int(node.steps)
     s_all, sn_all, ap_all, ai_all, ae_all, mode_all, reg_all = [], [], [], [], [], [], []
     gains_all, nuisance_all = [], []
     for r in range(n_regimes):
-        gains = sample_gains(rng, dim, tuple(node.gain_range), float(node.negative_prob),
-                             float(node.nominal_prob), holdout, float(node.holdout_radius))
+        gains = np.ones(dim)
+        gains[gain_dims] = sample_gains(rng, len(gain_dims), tuple(node.gain_range), float(node.negative_prob),
+                                        float(node.nominal_prob), holdout, float(node.holdout_radius))
         nuisance = rng.random() < float(node.physics_prob)
-        params = _ugv_nuisance(rng, node) if nuisance else UGVParams()
-        env.set_params(params)
+        env.set_params(hooks.nuisance(rng, node) if nuisance else hooks.nominal())
         env.set_gains(tuple(gains))
         obs, _ = env.reset(seed=int(rng.integers(1 << 30)))
         random_actions = smooth_random_actions(rng, low, high, steps, hold_prob=0.8)
         pursuit = rng.random() < float(node.get("pursuit_prob", 0.0))
-        goal = _new_goal(rng, obs)
+        goal = hooks.new_goal(rng, obs)
         use_intended = rng.random() < float(node.intended_prob)
         for t in range(steps):
             if pursuit:
-                if np.hypot(*(goal - obs[:2])) < 0.5 or rng.random() < 0.07:
-                    goal = _new_goal(rng, obs)
-                planned = np.clip(_pursue(obs, goal) + rng.normal(0.0, 0.08, dim) * (high - low), low, high)
+                if np.linalg.norm(goal - obs[:goal.size]) < hooks.goal_reached or rng.random() < 0.07:
+                    goal = hooks.new_goal(rng, obs)
+                planned = np.clip(hooks.pursue(rng, obs, goal) + rng.normal(0.0, 0.08, dim) * (high - low),
+                                  low, high)
             else:
                 planned = random_actions[t]
             intended = np.clip(planned / gains, low, high)
@@ -176,11 +235,17 @@ def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], Non
         nuisance_all.append(nuisance)
         if progress is not None:
             progress(r + 1, n_regimes)
-    env.set_params(UGVParams())
+    env.set_params(hooks.nominal())
     as_t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
     return label(model, as_t(s_all), as_t(sn_all), as_t(ap_all), as_t(ai_all), as_t(ae_all),
                  torch.as_tensor(mode_all), torch.as_tensor(reg_all, dtype=torch.long),
                  as_t(gains_all), torch.as_tensor(nuisance_all))
+
+
+def generate_quadrotor(env: Any, model: Any, node: Any, progress: Callable[[int, int], None] | None = None
+                       ) -> AFMData:
+    """`generate` with the quadrotor's hooks (payload / weak-motor nuisances, velocity pursuit)."""
+    return generate(env, model, node, progress, robot="quadrotor")
 
 
 @torch.no_grad()
