@@ -55,6 +55,9 @@ def settings_from(cfg: DictConfig):
     limit = OmegaConf.select(cfg, "data.max_transitions")
     return EvalSettings(
         kstep=check.number(cfg, m + "kstep", lo=1, integer=True),
+        kstep_stride=(check.number(cfg, m + "kstep_stride", lo=1, integer=True)
+                      if OmegaConf.select(cfg, m + "kstep_stride") is not None
+                      else check.number(cfg, m + "kstep", lo=1, integer=True)),
         chunk=check.number(cfg, "chunk", lo=1, integer=True),
         pre_window=check.number(cfg, m + "pre_window", lo=1, integer=True),
         smooth=check.number(cfg, m + "smooth", lo=1, integer=True),
@@ -188,7 +191,8 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                     else:
                         factory = None if kind == "frozen" else (
                             lambda model, s, node=node: build(node, "continual", model=model, seed=s))
-                        tracks.append(make_dynamics_track(name, base_model, factory, settings.kstep, seed))
+                        tracks.append(make_dynamics_track(name, base_model, factory, settings.kstep, seed,
+                                                          settings.kstep_stride))
                 expected = info.expected_ticks(mapping.period_ns)
                 if settings.max_transitions:
                     expected = min(expected, settings.max_transitions)

@@ -33,6 +33,7 @@ from robocl.offline.readers import AlignStats, Block, Mapping, align, blocks, tr
 @dataclass
 class EvalSettings:
     kstep: int = 5
+    kstep_stride: int = 5
     chunk: int = 2048
     pre_window: int = 20
     smooth: int = 5
@@ -52,27 +53,37 @@ def target_errors(model: DynamicsModel, scale: torch.Tensor, s0: torch.Tensor, p
     return (err / scale).pow(2).mean(-1)
 
 
+def mean_prediction(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The model's mean next state (for an ensemble: the mixture mean, without the variance head)."""
+    member_means = getattr(model, "_member_means", None)
+    if member_means is None:
+        return model.predict(states, actions)[0]
+    inputs = model.model_inputs(states, actions)
+    mean = member_means(inputs.unsqueeze(0).expand(model.ensemble_size, *inputs.shape)).mean(0)
+    return model.codec.integrate(states, model.target_norm.denormalize(mean))
+
+
 def rollout_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A: torch.Tensor, n: int,
-                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-step errors for starts 0..n-1 and k-step errors (NaN where the segment ends too soon).
+                   k: int, offset: int = 0, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-step errors for starts 0..n-1, and k-step errors for the starts whose stream index
+    (`offset` + i) is a multiple of `stride` (NaN elsewhere, and where the segment ends too soon).
 
     S: (L+1, D) states, A: (L, A) actions of one contiguous segment, L >= n.
     """
     L = A.shape[0]
-    kerr = torch.full((n,), float("nan"))
-    x = S[:n]
-    one = None
     with torch.inference_mode():
-        for j in range(k):
-            m = min(n, L - j)
-            if m <= 0:
-                break
-            x = model.predict(x[:m], A[j:j + m])[0]
-            if j == 0:
-                one = target_errors(model, scale, S[:n], x, S[1:n + 1])
-            if j == k - 1:
-                kerr[:m] = target_errors(model, scale, S[:m], x, S[k:k + m])
-    assert one is not None
+        first = mean_prediction(model, S[:n], A[:n])
+        one = target_errors(model, scale, S[:n], first, S[1:n + 1])
+        if k == 1:
+            return one, one.clone()
+        kerr = torch.full((n,), float("nan"))
+        sel = torch.arange(n)
+        sel = sel[((offset + sel) % stride == 0) & (sel + k <= L)]
+        if len(sel):
+            x = first[sel]
+            for j in range(1, k):
+                x = mean_prediction(model, x, A[sel + j])
+            kerr[sel] = target_errors(model, scale, S[sel], x, S[sel + k])
     return one, kerr
 
 
@@ -98,21 +109,21 @@ class Track:
 
 class DynamicsTrack(Track):
     def __init__(self, name: str, model: DynamicsModel, strategy: ContinualStrategy, scale: torch.Tensor,
-                 kstep: int) -> None:
+                 kstep: int, stride: int = 1) -> None:
         learning = type(strategy) is not ContinualStrategy
         super().__init__(name, "dynamics", learning)
-        self.model, self.strategy, self.scale, self.k = model, strategy, scale, kstep
+        self.model, self.strategy, self.scale, self.k, self.stride = model, strategy, scale, kstep, stride
 
     def process(self, block: Block, S: torch.Tensor, A: torch.Tensor) -> None:
         t0 = time.perf_counter()
         n = block.n
         if not self.learning:
-            one, kerr = rollout_errors(self.model, self.scale, S, A, n, self.k)
+            one, kerr = rollout_errors(self.model, self.scale, S, A, n, self.k, block.start, self.stride)
         else:
             one = torch.empty(n)
             kerr = torch.empty(n)
             for i in range(n):
-                o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k)
+                o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k, block.start + i, self.stride)
                 one[i], kerr[i] = o[0], ke[0]
                 self.strategy.observe(Transitions(S[i:i + 1], A[i:i + 1], S[i + 1:i + 2]))
         self.errors.append(one.numpy().astype(np.float64))
@@ -279,6 +290,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
             ke = track.kseries()
             row["kstep_mse"] = float(np.nanmean(ke)) if np.isfinite(ke).any() else None
             row["kstep"] = settings.kstep
+            row["kstep_stride"] = settings.kstep_stride
         else:
             base = np.concatenate(track.base_errors)
             series[track.name + ":identity"] = base
@@ -329,7 +341,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
 
 
 def make_dynamics_track(name: str, base_model: DynamicsModel, strategy_factory: Callable | None,
-                        kstep: int, seed: int) -> DynamicsTrack:
+                        kstep: int, seed: int, stride: int = 1) -> DynamicsTrack:
     model = copy.deepcopy(base_model).eval()
     strategy = strategy_factory(model, seed) if strategy_factory is not None else ContinualStrategy(model)
-    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep)
+    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep, stride)
