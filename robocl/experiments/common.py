@@ -18,7 +18,6 @@ from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.data import collect_exploration
 from robocl.dynamics.base import DynamicsModel
-from robocl.dynamics.training import train_offline
 from robocl.factory import build, load_callable
 from robocl.methods import MethodSpec
 from robocl.planning.base import CostFn
@@ -62,6 +61,8 @@ def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
     log(f"collecting {pre.episodes}x{pre.steps} exploration steps in the nominal regime")
     data = collect_exploration(env, int(pre.episodes), int(pre.steps), seed=1234, shape_action=shape_action)
     log(f"training {cfg.dynamics.kind} on {len(data)} transitions for {pre.epochs} epochs")
+    from robocl.dynamics.training import train_offline  # Lightning: imported only when training
+
     history = train_offline(model, data, epochs=int(pre.epochs), batch_size=int(pre.batch_size),
                             lr=float(pre.lr), seed=0)
     info = {"transitions": len(data), "final_val_mse": history["val_mse"][-1] if history["val_mse"] else None,
