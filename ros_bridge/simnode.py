@@ -77,15 +77,19 @@ def make_env(cfg: DictConfig, hz: float):
             return QuadrotorEnv(control_hz=hz, task="hover")
         except ValueError as exc:
             raise UsageError(f"ros.sim.odom_hz={hz:g}: {exc}") from None
-    from robocl_envs.ugv import UGVEnv
-
-    from robocl.experiments.ugv_continual import physics_params
+    from robocl_envs.ugv import UGVEnv, UGVParams
 
     try:
         env = UGVEnv(dt=1.0 / hz)
     except ValueError as exc:
         raise UsageError(f"ros.sim.odom_hz={hz:g}: {exc}") from None
-    env.set_params(physics_params(cfg))
+    # the task.physics regime, as robocl-run's ugv_continual reads it (not imported: it pulls in plotting)
+    env.set_params(UGVParams(
+        payload_kg=check.number(cfg, "task.physics.payload_kg", lo=0),
+        friction=check.number(cfg, "task.physics.friction", lo=0, lo_open=True),
+        wheel_radius_scale=tuple(check.number_list(cfg, "task.physics.wheel_radius_scale", length=2)),
+        motor_strength=tuple(check.number_list(cfg, "task.physics.motor_strength", length=2)),
+    ))
     return env
 
 
