@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,18 @@ def rollout_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A
     return one, kerr
 
 
+@contextmanager
+def single_thread():
+    """Step-by-step learning works on batches of one to a few dozen: a second torch thread only adds
+    synchronization (on a busy 2-core machine, 25x slower), so learning methods run on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class Track:
     """One method's state and per-transition error series over an episode."""
@@ -122,14 +135,19 @@ class DynamicsTrack(Track):
         else:
             one = torch.empty(n)
             kerr = torch.empty(n)
-            for i in range(n):
-                o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k, block.start + i, self.stride)
-                one[i], kerr[i] = o[0], ke[0]
-                self.strategy.observe(Transitions(S[i:i + 1], A[i:i + 1], S[i + 1:i + 2]))
+            with single_thread():
+                self._learn(block, S, A, n, one, kerr)
         self.errors.append(one.numpy().astype(np.float64))
         self.kerrors.append(kerr.numpy().astype(np.float64))
         self.seconds += time.perf_counter() - t0
         self.count += n
+
+    def _learn(self, block: Block, S: torch.Tensor, A: torch.Tensor, n: int, one: torch.Tensor,
+               kerr: torch.Tensor) -> None:
+        for i in range(n):
+            o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k, block.start + i, self.stride)
+            one[i], kerr[i] = o[0], ke[0]
+            self.strategy.observe(Transitions(S[i:i + 1], A[i:i + 1], S[i + 1:i + 2]))
 
     def final_errors(self, S: np.ndarray, A: np.ndarray, S2: np.ndarray) -> float:
         s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in (S, A, S2))
@@ -179,16 +197,21 @@ class RefinerTrack(Track):
             predicted = self.nominal.predict(S[:n], planned)[0]
         refined_err = np.empty(n)
         identity_err = np.empty(n)
+        with single_thread():
+            self._refine(S, A, n, planned, predicted, refined_err, identity_err)
+        self.errors.append(refined_err)
+        self.base_errors.append(identity_err)
+        self.seconds += time.perf_counter() - t0
+        self.count += n
+
+    def _refine(self, S: torch.Tensor, A: torch.Tensor, n: int, planned: torch.Tensor, predicted: torch.Tensor,
+                refined_err: np.ndarray, identity_err: np.ndarray) -> None:
         for i in range(n):
             with torch.inference_mode():
                 refined = self.refiner.refine(S[i], planned[i])
             refined_err[i] = float(((refined - A[i]) / self.half).pow(2).mean())
             identity_err[i] = float(((planned[i] - A[i]) / self.half).pow(2).mean())
             self.refiner.observe(S[i], planned[i], A[i], S[i + 1], predicted[i])
-        self.errors.append(refined_err)
-        self.base_errors.append(identity_err)
-        self.seconds += time.perf_counter() - t0
-        self.count += n
 
 
 @dataclass
