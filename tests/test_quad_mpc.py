@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from robocl.eval.results import validate_results
@@ -50,3 +51,29 @@ def test_bad_quad_task_is_exit_2(tmp_path):
     proc = subprocess.run([str(exe), "experiment=quad_continual", "task.name=loop", f"hydra.run.dir={tmp_path}"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "task.name=loop" in proc.stderr
+
+
+def _quad_run(tmp_path, name: str, *overrides: str) -> dict:
+    exe = Path(sys.executable).with_name("robocl-run")
+    run_dir = tmp_path / name
+    proc = subprocess.run([str(exe), *overrides, "runtime.progress=false", f"hydra.run.dir={run_dir}"],
+                          capture_output=True, text=True, timeout=5400, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_quadrotor_acceptance(tmp_path):
+    """Issue 4: nominal figure eight <= 0.10 m over 5 seeds, no crash; hover within 0.05 m;
+    under +60% payload the online model flies every seed and tracks better than the frozen one."""
+    nominal = _quad_run(tmp_path, "nominal", "experiment=quad_continual", "methods=[mppi]",
+                        "task.physics.payload_frac=0.0")
+    assert all(r["crashes"] == 0 for r in nominal["runs"])
+    assert nominal["summary"]["mppi"]["tracking_rmse"] <= 0.10
+    hover = _quad_run(tmp_path, "hover", "experiment=quad_continual", "methods=[mppi]", "task.name=hover",
+                      "task.physics.payload_frac=0.0", "seeds=[0]")
+    assert hover["runs"][0]["max_error"] <= 0.05
+    payload = _quad_run(tmp_path, "payload", "experiment=quad_continual")
+    assert all(r["crashes"] == 0 for r in payload["runs"] if r["method"] == "mppi_online")
+    s = payload["summary"]
+    assert s["mppi_online"]["tracking_rmse"] < s["mppi"]["tracking_rmse"]

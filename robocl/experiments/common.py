@@ -74,7 +74,12 @@ def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
 
 def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
                     seed: int) -> Controller:
-    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner."""
+    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner.
+
+    The global torch RNG is re-seeded too (bootstrap resampling in online learning draws from it),
+    so a run's result does not depend on which runs came before it in the same process.
+    """
+    torch.manual_seed(seed)
     model = copy.deepcopy(base_model).eval()
     strategy = (build(cfg.continual, "continual", model=model, seed=seed) if method.online
                 else ContinualStrategy(model))
