@@ -9,6 +9,7 @@ tests fix both (a private domain id, LOCALHOST).
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 
 def import_rclpy():
+    # Fast DDS's default synchronous publication sends from the calling thread; after a matched reader is
+    # SIGKILLed that call was seen to block for ~1 s now and then, delaying the safe command. Asynchronous
+    # publication hands samples to the middleware's own thread (set the variable to override).
+    os.environ.setdefault("RMW_FASTRTPS_PUBLICATION_MODE", "ASYNCHRONOUS")
     try:
         import rclpy
         from geometry_msgs.msg import Twist  # noqa: F401
