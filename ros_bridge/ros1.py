@@ -21,6 +21,8 @@ import numpy as np
 from robocl_ros import INSTALL_ROS1, RosUnavailable, messages
 from robocl_ros.params import NODE_PARAMS, check_value
 
+from robocl.cli.app import UsageError
+
 if TYPE_CHECKING:
     from robocl_ros.robots import RobotBinding
 
@@ -62,7 +64,8 @@ class _Base:
         import rosgraph
 
         if not rosgraph.is_master_online():
-            raise RuntimeError(f"no ROS master at {rosgraph.get_master_uri()} (start roscore, or set ROS_MASTER_URI)")
+            raise UsageError(f"ros.transport=ros1: no ROS master at {rosgraph.get_master_uri()} (start roscore, "
+                             "or set ROS_MASTER_URI)")
         if use_sim_time or owns_clock:
             rospy.set_param("/use_sim_time", bool(use_sim_time))
         rospy.init_node(node_name, anonymous=False, disable_signals=True)

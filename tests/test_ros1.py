@@ -67,3 +67,11 @@ def test_ros1_launch_file_parses_with_roslaunch(env, tmp_path):
         if p.name not in ("plan_deadline_s", "reach_radius"):
             assert f"/robocl_node/{p.name}:" in proc.stdout, (p.name, proc.stdout)
     assert "/robocl_node/command_topic: /base/cmd_vel" in proc.stdout and "/robocl_node/rate_hz: 5.0" in proc.stdout
+
+
+def test_ros1_node_without_a_roscore_is_one_line_exit_2(env, tmp_path):
+    dead = {**env, "ROS_MASTER_URI": f"http://127.0.0.1:{graph.free_port()}"}
+    proc = subprocess.run([graph.bin_path("robocl-ros"), "ros.transport=ros1", f"hydra.run.dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **dead})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "no ROS master" in proc.stderr, proc.stderr
