@@ -234,10 +234,10 @@ def test_bad_inputs_are_one_line_and_exit_2(gain_bags, gain_log, tmp_path, capsy
     empty_csv = tmp_path / "empty.csv"
     empty_csv.write_text("")
     cases = [
-        (truncated, "not a readable ROS 2 bag"),
-        (truncated1, "not a readable ROS 1 bag"),
+        (truncated, "not a readable ROS 2 bag (truncated or damaged"),
+        (truncated1, "not a readable ROS 1 bag (truncated or damaged"),
         (no_state, "no state topic '/odom'"),
-        (text, "not a readable ROS 1 bag"),
+        (text, "not a readable ROS 1 bag (not a bag file"),
         (empty_csv, "empty CSV"),
         (tmp_path / "missing.bag", "no such file"),
     ]

@@ -139,7 +139,13 @@ class BagSource:
 
     def _error(self, exc: Exception) -> DataError:
         what = "ROS 1 bag" if self.episode.kind == "ros1" else "ROS 2 bag"
-        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+        low = detail.lower()
+        if "file magic is invalid" in low or "not a valid" in low:
+            detail = f"not a bag file: {detail}"
+        elif any(k in low for k in ("end magic", "damaged", "could not be read", "truncated", "unexpected end",
+                                     "seems to be empty", "not enough data", "unpack requires", "malformed")):
+            detail = f"truncated or damaged: {detail}"
         return DataError(f"data={self.episode.path}: not a readable {what} ({detail})")
 
     def _topics(self, reader) -> dict[str, tuple[str | None, int]]:
