@@ -233,6 +233,15 @@ def ensure(transport: str) -> str | None:
     return problem
 
 
+def wait_until(predicate, timeout: float, every: float = 0.1) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
 def wait_file(path: Path, needle: str, timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -261,6 +270,7 @@ def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[s
     try:
         if not wait_file(out / "probe.csv", "ready", 60):
             raise AssertionError(f"listener not ready: {listener.text()[-1000:]}")
+        wait_until(lambda: bool(probe.read(out / "probe.csv")["odom"]), 60)  # the listener hears the sim
         needle = "inputs healthy again" if nan_window else "first command"
         if not (node if nan_window else sim).wait_for(needle, 180):
             raise AssertionError(f"no '{needle}'\n--- node ---\n{node.text()[-2000:]}\n"

@@ -135,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         sim0.stop()
         kills = []
         for k in range(1, args.kills + 1):
+            started = time.monotonic()
             s = sim(k, ["task.map=ugv_short" if args.robot == "ugv" else "task.map=quad_square"])
             s.wait_for("first command", 120)
+            # DDS discovery is per pair: make sure the listener sees this sim's odometry too
+            graph.wait_until(lambda t0=started: any(r[0] > t0 for r in probe.read(out / "probe.csv")["odom"]), 20)
             time.sleep(2.0)  # the node drives again
             killed = s.kill()
             time.sleep(1.0)
