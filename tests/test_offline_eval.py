@@ -209,6 +209,12 @@ def test_online_beats_frozen_after_a_gain_change_ros2_and_ros1(gain_bags, tmp_pa
     assert online["forgetting_mse"] is not None  # error on the nominal regime at the end
     for method in ("frozen", "online"):  # the ROS 1 bag holds the same data: the same numbers
         assert runs["log.bag"][method]["dyn_mse"] == pytest.approx(runs["ros2"][method]["dyn_mse"], abs=1e-6)
+    # a method's numbers do not depend on the methods beside it (each has its own random stream)
+    code, _, err = robocl_eval([f"data={gain_bags / 'ros2'}", "methods=[online]", f"hydra.run.dir={tmp_path / 'o'}"],
+                               capsys)
+    assert code == 0, err
+    alone = results(tmp_path / "o")["runs"][0]
+    assert alone["dyn_mse"] == pytest.approx(online["dyn_mse"], abs=1e-6)
 
 
 def _one_error_line(err: str) -> str:

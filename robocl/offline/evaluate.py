@@ -112,6 +112,7 @@ class Track:
     base_errors: list[np.ndarray] = field(default_factory=list)  # refiner: identity (unrefined) error
     seconds: float = 0.0
     count: int = 0
+    rng_state: torch.Tensor | None = None
 
     def series(self) -> np.ndarray:
         return np.concatenate(self.errors) if self.errors else np.zeros(0)
@@ -237,11 +238,19 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
     times: list[np.ndarray] = []
     wall0 = time.perf_counter()
     total = 0
-    for block in blocks(transitions(ticks), settings.chunk, settings.kstep - 1, settings.max_transitions):
+    # Learning methods go step by step: smaller blocks keep the progress bar moving (frozen ones batch either way).
+    chunk = min(settings.chunk, 256) if any(t.learning for t in tracks) else settings.chunk
+    for block in blocks(transitions(ticks), chunk, settings.kstep - 1, settings.max_transitions):
         S = torch.as_tensor(block.states, dtype=torch.float32)
         A = torch.as_tensor(block.actions, dtype=torch.float32)
         for track in tracks:
+            # Each method draws from its own random stream (ensemble bootstraps use the global one), so
+            # its numbers do not depend on which other methods run beside it or on the block size.
+            if track.rng_state is None:
+                track.rng_state = torch.Generator().manual_seed(seed).get_state()
+            torch.set_rng_state(track.rng_state)
             track.process(block, S, A)
+            track.rng_state = torch.get_rng_state()
         n = block.n
         for i in range(n):
             idx = block.start + i
