@@ -97,6 +97,7 @@ def test_time_to_adapt_on_a_constructed_series():
     e2 = np.array([2.0] * 10 + [1.0] * 10 + [2.0, 1.7])
     assert M.time_to_adapt(e2, 20, pre_window=20, smooth=1) == (1, 1.5)  # 1.7 <= 1.2 * 1.5; 2.0 is not
     assert M.time_to_adapt(e2, 20, pre_window=10, smooth=1) == (None, 1.0)
+    assert M.time_to_adapt(e2, 20, pre_window=20, smooth=1, start=10) == (None, 1.0)  # not before the last change
     # hold: back in the band for 3 consecutive steps; a single calm step (j = 1) does not count
     e3 = np.array([1.0] * 20 + [5.0, 1.0, 5.0, 5.0, 1.0, 1.1, 1.0, 1.0])
     assert M.time_to_adapt(e3, 20, smooth=1, hold=1) == (1, 1.0)

@@ -334,8 +334,9 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         row[f"{err_key}_by_regime"] = by_regime
         per_change = []
         for j, (c, end) in enumerate(zip(changes, change_ends), start=1):
+            prev = changes[j - 2].index if j > 1 else 0
             tta, level = M.time_to_adapt(e, c.index, end, settings.pre_window, settings.smooth, settings.tolerance,
-                                          settings.hold)
+                                          settings.hold, start=prev)
             post = float(np.mean(e[c.index:end])) if end > c.index else None
             per_change.append({"change": j, "index": c.index, "t_s": float(t_s[c.index]), "before": c.before,
                                "after": c.after, "pre_mse": level, "post_mse": post, "time_to_adapt_steps": tta,

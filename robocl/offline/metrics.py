@@ -66,10 +66,12 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def time_to_adapt(errors: np.ndarray, change: int, end: int | None = None, pre_window: int = 20,
-                  smooth: int = 5, tolerance: float = 0.2, hold: int = 1) -> tuple[int | None, float | None]:
+                  smooth: int = 5, tolerance: float = 0.2, hold: int = 1,
+                  start: int = 0) -> tuple[int | None, float | None]:
     """(steps, pre-change level) for the change at index `change`.
 
-    The pre-change level is the mean error over the `pre_window` transitions before the change. After
+    The pre-change level is the mean error over the `pre_window` transitions before the change (not
+    before `start`, the previous change). After
     the change the error is smoothed with a trailing mean over `smooth` transitions that starts at the
     change (so a window never mixes regimes); the time to adapt is the first j >= 0 with
     smoothed[change + j] <= (1 + tolerance) * level for `hold` consecutive steps (fewer if the segment
@@ -78,7 +80,7 @@ def time_to_adapt(errors: np.ndarray, change: int, end: int | None = None, pre_w
     """
     e = np.asarray(errors, dtype=float)
     end = len(e) if end is None else min(end, len(e))
-    pre = e[max(0, change - pre_window):change]
+    pre = e[max(0, start, change - pre_window):change]
     pre = pre[np.isfinite(pre)]
     if len(pre) == 0 or change >= end:
         return None, None
