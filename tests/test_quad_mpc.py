@@ -77,3 +77,21 @@ def test_quadrotor_acceptance(tmp_path):
     assert all(r["crashes"] == 0 for r in payload["runs"] if r["method"] == "mppi_online")
     s = payload["summary"]
     assert s["mppi_online"]["tracking_rmse"] < s["mppi"]["tracking_rmse"]
+
+
+def test_quad_conditions_are_validated():
+    """task.conditions: each named condition is checked before any work (one clear line)."""
+    from robocl.cli.app import UsageError, compose
+    from robocl.experiments.quad_continual import validate
+
+    cfg, _ = compose(["experiment=quad_afm"])
+    spec = validate(cfg)
+    assert list(spec["conditions"]) == ["mirror_x", "slow", "swap_sign_y", "payload60"]
+    assert spec["conditions"]["mirror_x"]["gains"] == [[-1.0, 1.0, 1.0, 1.0]]
+    assert spec["conditions"]["payload60"]["params"].payload_frac == 0.6
+    for bad, words in ((["+task.conditions.oops.gains=[[1,2]]"], "task.conditions.oops.gains"),
+                       (["+task.conditions.heavy.physics.payload_frac=3.0"], "task.conditions.heavy.physics"),
+                       (["methods=[mppi_afm]", "refiner=identity"], "refiner=afm")):
+        cfg, _ = compose(["experiment=quad_afm", *bad])
+        with pytest.raises(UsageError, match=words):
+            validate(cfg)
