@@ -83,6 +83,16 @@ def group_node(cfg: DictConfig, group: str, name: str) -> DictConfig:
     return merged[group]
 
 
+BOUNDARIES = ("labels", "infer", "none")
+
+
+def boundaries_mode(cfg: DictConfig) -> str:
+    mode = str(check.get(cfg, "boundaries"))
+    if mode not in BOUNDARIES:
+        raise UsageError(f"boundaries={mode}: accepted {', '.join(BOUNDARIES)}")
+    return mode
+
+
 def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
     """(name, kind, config node): kind is `frozen`, `continual` or `refiner`."""
     groups = config_groups()
@@ -96,7 +106,10 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
             if name == "hypercrl" and OmegaConf.select(cfg, "dynamics.kind") != "hypernet":
                 raise UsageError("methods: hypercrl needs dynamics=hypernet (got dynamics="
                                  f"{OmegaConf.select(cfg, 'dynamics.kind')})")
-            out.append((name, "continual", group_node(cfg, "continual", name)))
+            node = group_node(cfg, "continual", name)
+            if boundaries_mode(cfg) == "infer" and "task_inference" in node:
+                node = OmegaConf.merge(node, {"task_inference": True})
+            out.append((name, "continual", node))
         elif name in refiners:
             out.append((name, "refiner", group_node(cfg, "refiner", name)))
         else:
@@ -128,6 +141,7 @@ def validate(cfg: DictConfig) -> None:
         raise UsageError(f"robot={OmegaConf.select(cfg, 'robot.name')}: offline evaluation reads planar ground "
                          "robots (robot=ugv: nav_msgs/Odometry -> [x, y, yaw, v_forward, v_lateral, yaw_rate])")
     check.number(cfg, "seed", integer=True)
+    boundaries_mode(cfg)
     settings_from(cfg)
     if OmegaConf.select(cfg, "export") is None:
         parse_methods(cfg)
@@ -192,7 +206,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                         factory = None if kind == "frozen" else (
                             lambda model, s, node=node: build(node, "continual", model=model, seed=s))
                         tracks.append(make_dynamics_track(name, base_model, factory, settings.kstep, seed,
-                                                          settings.kstep_stride))
+                                                          settings.kstep_stride, boundaries_mode(cfg) == "labels"))
                 expected = info.expected_ticks(mapping.period_ns)
                 if settings.max_transitions:
                     expected = min(expected, settings.max_transitions)

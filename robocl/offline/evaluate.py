@@ -123,10 +123,24 @@ class Track:
 
 class DynamicsTrack(Track):
     def __init__(self, name: str, model: DynamicsModel, strategy: ContinualStrategy, scale: torch.Tensor,
-                 kstep: int, stride: int = 1) -> None:
+                 kstep: int, stride: int = 1, boundaries: bool = False) -> None:
         learning = type(strategy) is not ContinualStrategy
         super().__init__(name, "dynamics", learning)
         self.model, self.strategy, self.scale, self.k, self.stride = model, strategy, scale, kstep, stride
+        self.boundaries = boundaries
+        self.label: str | None = None
+        self.task_ids: dict[str, int] = {}
+
+    def _boundary(self, label: str | None) -> None:
+        """Task-aware learning: a new regime label ends the current task and begins the label's task
+        (a label seen before gets its earlier task id back), before its first transition is predicted."""
+        if label is None or label == self.label:
+            return
+        task = self.task_ids.setdefault(label, len(self.task_ids))
+        if self.label is not None:
+            self.strategy.end_task()
+            self.strategy.begin_task(task)
+        self.label = label
 
     def process(self, block: Block, S: torch.Tensor, A: torch.Tensor) -> None:
         t0 = time.perf_counter()
@@ -146,6 +160,8 @@ class DynamicsTrack(Track):
     def _learn(self, block: Block, S: torch.Tensor, A: torch.Tensor, n: int, one: torch.Tensor,
                kerr: torch.Tensor) -> None:
         for i in range(n):
+            if self.boundaries:
+                self._boundary(block.regimes[i])
             o, ke = rollout_errors(self.model, self.scale, S[i:], A[i:], 1, self.k, block.start + i, self.stride)
             one[i], kerr[i] = o[0], ke[0]
             self.strategy.observe(Transitions(S[i:i + 1], A[i:i + 1], S[i + 1:i + 2]))
@@ -323,6 +339,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
             row["kstep_mse"] = float(np.nanmean(ke)) if np.isfinite(ke).any() else None
             row["kstep"] = settings.kstep
             row["kstep_stride"] = settings.kstep_stride
+            row["task_boundaries"] = bool(getattr(track, "boundaries", False)) and has_labels and track.learning
         else:
             base = np.concatenate(track.base_errors)
             series[track.name + ":identity"] = base
@@ -374,7 +391,8 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
 
 
 def make_dynamics_track(name: str, base_model: DynamicsModel, strategy_factory: Callable | None,
-                        kstep: int, seed: int, stride: int = 1) -> DynamicsTrack:
+                        kstep: int, seed: int, stride: int = 1, boundaries: bool = False) -> DynamicsTrack:
     model = copy.deepcopy(base_model).eval()
     strategy = strategy_factory(model, seed) if strategy_factory is not None else ContinualStrategy(model)
-    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep, stride)
+    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep, stride,
+                         boundaries)
