@@ -286,3 +286,36 @@ def test_fast_wire_decoders_match_rosbags(fmt, tmp_path):
             assert stamp == rosmsg.header_ns(msg) and np.array_equal(value, ref)
             checked += 1
     assert checked == 11
+
+
+def test_task_boundaries_follow_regime_labels():
+    """boundaries=labels: end_task/begin_task at each label change; a recurring label gets its task id back."""
+    import torch
+
+    from robocl.continual.base import ContinualStrategy
+    from robocl.dynamics.ensemble import GaussianEnsemble
+    from robocl.offline.evaluate import DynamicsTrack
+    from robocl.offline.readers import Block
+    from robocl.robots.codec import PlanarBodyCodec
+
+    calls = []
+
+    class Recording(ContinualStrategy):
+        def begin_task(self, task_id):
+            calls.append(("begin", task_id))
+
+        def end_task(self):
+            calls.append(("end",))
+
+        def observe(self, transition):
+            calls.append(("observe",))
+
+    model = GaussianEnsemble(PlanarBodyCodec(), ensemble_size=2, hidden_size=8, hidden_layers=1)
+    track = DynamicsTrack("x", model, Recording(model), torch.ones(6), kstep=2, boundaries=True)
+    labels = ["nominal", "nominal", "gains(2,2)", "gains(2,2)", "nominal"]
+    n = len(labels)
+    block = Block(np.arange(n), np.zeros((n + 1, 6)), np.zeros((n, 2)), labels, n, 0, 0)
+    track.process(block, torch.zeros(n + 1, 6), torch.zeros(n, 2))
+    assert calls == [("observe",), ("observe",), ("end",), ("begin", 1), ("observe",), ("observe",),
+                     ("end",), ("begin", 0), ("observe",)]
+    assert len(track.series()) == n
