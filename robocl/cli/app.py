@@ -100,7 +100,7 @@ def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int 
     if any(a in ("-h", "--help") for a in args):
         print_help(prog, description)
         return 0
-    bad = [a for a in args if "=" not in a]
+    bad = [a for a in args if "=" not in a and not a.startswith("~")]  # ~KEY: Hydra delete
     run_dir: Path | None = None
     try:
         if bad:

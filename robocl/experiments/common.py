@@ -45,6 +45,16 @@ def cache_key(cfg: DictConfig, env_kwargs: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def nominal_env(robot: DictConfig) -> tuple[dict[str, Any], Any]:
+    """(env kwargs, exploration shaping) of a robot's nominal simulator, as every runner builds it,
+    so they share one cached pretrained model (the kwargs are part of its cache key)."""
+    if str(robot.name) == "quadrotor":
+        from robocl.robots.quadrotor import hold_altitude
+
+        return {"control_hz": float(robot.control_hz)}, hold_altitude()
+    return {"dt": float(robot.dt)}, None
+
+
 def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
                      shape_action=None) -> tuple[DynamicsModel, dict]:
     """The nominal-regime model: loaded from the cache, or trained on exploration data and cached."""

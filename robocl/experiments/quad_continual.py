@@ -20,10 +20,9 @@ from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, pretrained_model
+from robocl.experiments.common import controller_metrics, make_controller, nominal_env, pretrained_model
 from robocl.methods import parse_method
 from robocl.planning.tracking import ReferenceTrackingCost
-from robocl.robots.quadrotor import hold_altitude
 from robocl.tasks.waypoints import GainSchedule
 from robocl.tracking_rollouts import run_tracking_episode
 
@@ -101,8 +100,8 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
 
     spec = validate(cfg)
     env_kwargs = {"control_hz": spec["control_hz"], "task": spec["task"]}
-    base_model, pre_info = pretrained_model(cfg, {"control_hz": spec["control_hz"]}, log=progress.log,
-                                            shape_action=hold_altitude())
+    nominal_kwargs, shaping = nominal_env(cfg.robot)
+    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
     sink.extra["pretrain"] = pre_info
     if any(m.refine for m in spec["methods"]):
         from robocl.refiners.afm_train import ensure_checkpoint

@@ -23,7 +23,7 @@ from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, pretrained_model
+from robocl.experiments.common import controller_metrics, make_controller, nominal_env, pretrained_model
 from robocl.experiments.ugv_continual import load_courses, physics_params
 from robocl.methods import parse_method
 from robocl.planning.costs import WaypointCost
@@ -71,7 +71,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
     dt = float(cfg.robot.dt)
-    base_model, pre_info = pretrained_model(cfg, {"dt": dt}, log=progress.log)
+    nominal_kwargs, shaping = nominal_env(cfg.robot)
+    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
     sink.extra["pretrain"] = pre_info
     if any(m.refine for m in spec["methods"]):
         from robocl.refiners.afm_train import ensure_checkpoint

@@ -544,4 +544,5 @@ def export_csv(ticks: Iterator[Tick], path: Path, mapping: Mapping) -> int:
         text.detach()
 
     atomic_write(Path(path), write)
+    Path(path).chmod(0o644)  # a data file for others to read (temp files are created 0600)
     return rows

@@ -165,11 +165,11 @@ def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
     import gymnasium as gym
     import robocl_envs  # noqa: F401  (registers the envs)
 
+    from robocl.experiments.common import nominal_env
     from robocl.factory import load_callable
 
     generator = load_callable(str(node.data.generator), "refiner.data.generator")
-    env_kwargs = OmegaConf.to_container(node.data.env_kwargs, resolve=True) if node.data.get("env_kwargs") else {}
-    env = gym.make(str(robot.env_id), **env_kwargs).unwrapped
+    env = gym.make(str(robot.env_id), **nominal_env(robot)[0]).unwrapped
     report = None
     if progress is not None:
         task = progress.add_task("afm data (regimes)", total=int(node.data.regimes), status="")
@@ -217,14 +217,14 @@ def ensure_checkpoint(node: Any, robot: Any, model: Any, log: Callable[..., None
 def _retrain(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.cli.app import UsageError
     from robocl.eval.progress import progress_bar
-    from robocl.experiments.common import pretrained_model
+    from robocl.experiments.common import nominal_env, pretrained_model
 
     if str(cfg.refiner.get("kind")) != "afm":
         raise UsageError(f"refiner={cfg.refiner.get('kind')}: afm_train trains the AFM refiner; use refiner=afm "
                          "or an AFM experiment (experiment=ugv_afm)")
     with progress_bar(bool(cfg.runtime.progress)) as progress:
-        env_kwargs = OmegaConf.to_container(cfg.refiner.data.env_kwargs, resolve=True)
-        model, _ = pretrained_model(cfg, env_kwargs, log=progress.log)
+        env_kwargs, shaping = nominal_env(cfg.robot)
+        model, _ = pretrained_model(cfg, env_kwargs, log=progress.log, shape_action=shaping)
         net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=progress.log, progress=progress,
                                             retrain=True)
     atomic_write_json(run_dir / "afm_train.json", {"checkpoint": str(path), **info})
