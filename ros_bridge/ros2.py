@@ -2,7 +2,8 @@
 
 QoS: odometry best-effort keep-last (sensor data: a late sample is worthless, never block on it);
 commands and status reliable; waypoints reliable + transient-local (a late-joining node still gets the
-course); /clock reliable depth 1 from the sim (matches best-effort and reliable subscribers).
+course); /clock best-effort depth 1 from the sim (as ROS 2's ClockQoS). A publish the middleware refuses is
+counted and logged, never raised into the control loop.
 Discovery is whatever the environment says (`ROS_DOMAIN_ID`, `ROS_AUTOMATIC_DISCOVERY_RANGE`);
 tests fix both (a private domain id, LOCALHOST).
 """
@@ -10,6 +11,7 @@ tests fix both (a private domain id, LOCALHOST).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +76,7 @@ class _Base:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread: threading.Thread | None = None
+        self.publish_errors = 0
 
     def _declare(self, p: Param, default: Any) -> Any:
         from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
@@ -93,6 +96,18 @@ class _Base:
             raise UsageError(f"ROS parameter {p.name}={value!r}: must be one of {', '.join(p.choices)}")
         return value
 
+    def _publish(self, publisher, msg) -> None:
+        """Publish; a middleware refusal is counted and logged, never raised into the control loop (the
+        next cycle, or the watchdog, publishes again)."""
+        try:
+            publisher.publish(msg)
+        except Exception as exc:  # rclpy RCLError: e.g. the writer's history is full of unacknowledged samples
+            self.publish_errors += 1
+            if self.publish_errors in (1, 10) or self.publish_errors % 1000 == 0:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                print(f"robocl-ros: publish on {publisher.topic_name} failed ({self.publish_errors} so far): {first}",
+                      file=sys.stderr, flush=True)
+
     def now(self) -> Any:
         return self.node.get_clock().now().to_msg()
 
@@ -104,8 +119,8 @@ class _Base:
         if kind == "latched":
             return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        if kind == "clock":
-            return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+        if kind == "clock":  # best effort, like ROS 2's ClockQoS: a late clock sample is worthless
+            return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
         return QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
     def spin_in_background(self) -> None:
@@ -179,10 +194,10 @@ class Ros2NodeTransport(_Base):
             messages.fill_twist(msg.twist, linear, angular)
         else:
             msg = messages.fill_twist(self._cmd_type(), linear, angular)
-        self._cmd_pub.publish(msg)
+        self._publish(self._cmd_pub, msg)
 
     def publish_status(self, text: str) -> None:
-        self._status_pub.publish(self._string(data=text))
+        self._publish(self._status_pub, self._string(data=text))
 
 
 class Ros2SimTransport(_Base):
@@ -216,13 +231,13 @@ class Ros2SimTransport(_Base):
 
     def publish_clock(self, t: float) -> None:
         if self._clock_pub is not None:
-            self._clock_pub.publish(self._clock_type(clock=_stamp(t)))
+            self._publish(self._clock_pub, self._clock_type(clock=_stamp(t)))
 
     def publish_odometry(self, state: np.ndarray, stamp: float) -> None:
         msg = messages.fill_odometry(self._odom_type(), self.binding.odom_from_state(state), _stamp(stamp),
                                      self.frames["world"], self.frames["body"])
-        self._odom_pub.publish(msg)
+        self._publish(self._odom_pub, msg)
 
     def publish_course(self, points: np.ndarray) -> None:
-        self._path_pub.publish(messages.fill_path(self._path_type(), points, _stamp(0.0), self.frames["world"],
+        self._publish(self._path_pub, messages.fill_path(self._path_type(), points, _stamp(0.0), self.frames["world"],
                                                   self._pose_stamped))
