@@ -286,4 +286,16 @@ def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[s
     last_odom = max((r[0] for r in rows["odom"] if r[0] <= killed + 0.05), default=None)
     first_safe = next((r[0] for r in rows["cmd"] if r[0] > killed and all(v == 0.0 for v in r[1:])), None)
     return {"rows": rows, "killed": killed, "last_odom": last_odom, "first_safe": first_safe,
-            "node_log": node.text(), "node_code": node_code}
+            "node_safe": node_safe_time(out / "node", killed), "node_log": node.text(), "node_code": node_code}
+
+
+def node_safe_time(node_dir: Path, after: float) -> float | None:
+    """Steady-clock time the node published its first 'odometry stale' safe command after `after`
+    (the node's results.json event log; the event is stamped right after the publish call returns)."""
+    import json
+
+    path = Path(node_dir) / "results.json"
+    if not path.exists():
+        return None
+    events = json.loads(path.read_text()).get("events", [])
+    return next((e["t"] for e in events if e["reason"] == "odometry stale" and e["t"] > after), None)

@@ -13,7 +13,7 @@ Every time is the steady clock, which all processes on the machine share. Report
 - latency_node: odometry received by the node -> command published (includes waiting for the tick);
 - compute: tick -> command published (plan + refine + checks);
 - reaction: last odometry received by the listener -> first safe command received by it, after a kill
-  (must be within two control periods).
+  (must be within two control periods); per kill also when the node published it.
 Writes DIR/measure.json and prints a summary; exit 0 if every kill was answered within two periods.
 """
 
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         doc = {"transport": args.transport, "robot": args.robot, "rate_hz": rate, "period_ms": 1e3 / rate,
                "overrides": extra, **cycle_timing(out / "node", out / "sim0", t_measure0, t_measure1),
                "kills": [reaction(rows, t) for t in kills]}
+        for k, t in zip(doc["kills"], kills):  # where the node published it (the listener may see DDS lag)
+            at = graph.node_safe_time(out / "node", t)
+            k["node_published_from_kill_ms"] = None if at is None else round((at - t) * 1e3, 1)
         react = [k["from_last_odom_ms"] for k in doc["kills"]]
         doc["reaction_from_last_odom_ms"] = stats([r for r in react if r is not None])
         doc["reaction_within_two_periods"] = all(r is not None and r <= 2e3 / rate for r in react)

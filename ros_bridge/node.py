@@ -99,17 +99,9 @@ def validate(cfg: DictConfig) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _env_kwargs(cfg: DictConfig) -> tuple[dict[str, Any], Any]:
-    if cfg.robot.name == "quadrotor":
-        from robocl.robots.quadrotor import hold_altitude
-
-        return {"control_hz": float(cfg.robot.control_hz)}, hold_altitude()
-    return {"dt": float(cfg.robot.dt)}, None
-
-
 def build_controller(cfg: DictConfig, binding: RobotBinding):
     """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
-    from robocl.experiments.common import make_controller, make_model, pretrained_model
+    from robocl.experiments.common import make_controller, make_model, nominal_env, pretrained_model
     from robocl.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))
@@ -120,7 +112,7 @@ def build_controller(cfg: DictConfig, binding: RobotBinding):
         state = torch.load(path, map_location="cpu", weights_only=False)
         base = make_model(cfg)
     else:
-        kwargs, shape = _env_kwargs(cfg)
+        kwargs, shape = nominal_env(cfg.robot)  # the same cached nominal model robocl-run plans with
         base, _ = pretrained_model(cfg, kwargs, log=log, shape_action=shape)
     controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed))
     if state is not None:
