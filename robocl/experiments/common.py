@@ -59,6 +59,7 @@ def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
                      shape_action=None) -> tuple[DynamicsModel, dict]:
     """The nominal-regime model: loaded from the cache, or trained on exploration data and cached."""
     path = Path(str(cfg.runtime.cache_dir)) / f"{cfg.robot.name}-{cfg.dynamics.kind}-{cache_key(cfg, env_kwargs)}.pt"
+    torch.manual_seed(0)  # the initial weights too: the same settings always pretrain the same model
     model = make_model(cfg)
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=False)
