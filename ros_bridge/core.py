@@ -89,25 +89,7 @@ class SimClock:
         return not stop.is_set()
 
 
-class Mission(WaypointMission):
-    """WaypointMission in any number of position dimensions (2 for the UGV, 3 for the quadrotor)."""
-
-    def update(self, position: np.ndarray) -> str | None:
-        if self.done:
-            return None
-        self._steps_on_current += 1
-        dims = self.waypoints.shape[1]
-        if np.linalg.norm(np.asarray(position[:dims], float) - self.goal) <= self.reach_radius:
-            event = "reached"
-            self.reached.append(True)
-        elif self._steps_on_current >= self.timeout_steps:
-            event = "timeout"
-            self.reached.append(False)
-        else:
-            return None
-        self.index += 1
-        self._steps_on_current = 0
-        return event
+Mission = WaypointMission  # positions of any dimension (2 for the UGV, 3 for the quadrotor)
 
 
 class RegimeMonitor:

@@ -83,6 +83,28 @@ def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
     return model, info
 
 
+def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progress: Any) -> DynamicsModel:
+    """The pretrained nominal model, and the AFM refiner trained against it when a method refines
+    (trained here, with progress, rather than silently inside the first controller); their
+    training info goes into results.json."""
+    nominal_kwargs, shaping = nominal_env(cfg.robot)
+    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
+    sink.extra["pretrain"] = pre_info
+    if any(m.refine for m in methods):
+        from robocl.refiners.afm_train import ensure_checkpoint
+
+        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
+        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
+    return base_model
+
+
+def refiner_stats(refiner: Refiner) -> dict[str, Any]:
+    """Regime switches the AFM refiner detected (and raw actions it executed after them)."""
+    if getattr(refiner, "name", "") != "afm":
+        return {}
+    return {"afm_switches": refiner.switches, "afm_raw_after_switch": refiner.raw_after_switch}
+
+
 def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
                     seed: int) -> Controller:
     """A fresh controller for one run: its own copy of the model, strategy, planner and refiner.

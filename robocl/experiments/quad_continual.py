@@ -20,7 +20,7 @@ from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, nominal_env, pretrained_model
+from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
 from robocl.methods import parse_method
 from robocl.planning.tracking import ReferenceTrackingCost
 from robocl.tasks.waypoints import GainSchedule
@@ -100,14 +100,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
 
     spec = validate(cfg)
     env_kwargs = {"control_hz": spec["control_hz"], "task": spec["task"]}
-    nominal_kwargs, shaping = nominal_env(cfg.robot)
-    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
-    sink.extra["pretrain"] = pre_info
-    if any(m.refine for m in spec["methods"]):
-        from robocl.refiners.afm_train import ensure_checkpoint
-
-        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
-        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
+    base_model = nominal_models(cfg, spec["methods"], sink, progress)
     logger = make_logger(cfg, run_dir)
     env = gym.make(str(cfg.robot.env_id), **env_kwargs).unwrapped
     reference = make_task(spec["task"])
@@ -143,13 +136,6 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
         if several:
             write_condition_table(sink, run_dir)
     logger.finish()
-
-
-def refiner_stats(refiner) -> dict[str, Any]:
-    """Regime switches the AFM refiner detected (and raw actions it executed after them)."""
-    if getattr(refiner, "name", "") != "afm":
-        return {}
-    return {"afm_switches": refiner.switches, "afm_raw_after_switch": refiner.raw_after_switch}
 
 
 def write_condition_table(sink: ResultSink, run_dir: Path) -> None:

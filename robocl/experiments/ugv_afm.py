@@ -23,7 +23,7 @@ from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, nominal_env, pretrained_model
+from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
 from robocl.experiments.ugv_continual import load_courses, physics_params
 from robocl.methods import parse_method
 from robocl.planning.costs import WaypointCost
@@ -71,14 +71,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
     dt = float(cfg.robot.dt)
-    nominal_kwargs, shaping = nominal_env(cfg.robot)
-    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
-    sink.extra["pretrain"] = pre_info
-    if any(m.refine for m in spec["methods"]):
-        from robocl.refiners.afm_train import ensure_checkpoint
-
-        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
-        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
+    base_model = nominal_models(cfg, spec["methods"], sink, progress)
     if spec["quick"]:
         sink.note("afm.quick: reduced grid (first seed, first course, first afm.quick_gains gain pairs)")
     logger = make_logger(cfg, run_dir)
@@ -103,7 +96,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                     metrics, _ = run_waypoint_episode(env, controller, cost, mission, schedule,
                                                       int(cfg.budget.max_steps), seed, on_step)
                     row = {**tags, "course": course, "gains": gain_label(gains), **metrics,
-                           **controller_metrics(controller), **_refiner_stats(controller.refiner)}
+                           **controller_metrics(controller), **refiner_stats(controller.refiner)}
                     sink.add_run(row)
                     logger.log_run(row)
                     done += 1
@@ -112,12 +105,6 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
             _write_tables(sink, run_dir, spec, progress, final=False)
     _write_tables(sink, run_dir, spec, progress, final=True)
     logger.finish()
-
-
-def _refiner_stats(refiner) -> dict[str, Any]:
-    if getattr(refiner, "name", "") != "afm":
-        return {}
-    return {"afm_switches": refiner.switches, "afm_raw_after_switch": refiner.raw_after_switch}
 
 
 def _step_reporter(progress, task, logger, tags: dict[str, Any], mission: WaypointMission):

@@ -18,7 +18,7 @@ from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_paths
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, pretrained_model
+from robocl.experiments.common import controller_metrics, make_controller, nominal_models
 from robocl.methods import parse_method
 from robocl.planning.costs import WaypointCost
 from robocl.rollouts import run_waypoint_episode
@@ -85,8 +85,7 @@ def _record_target(cfg: DictConfig, methods) -> Path | None:
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
     dt = float(cfg.robot.dt)
-    base_model, pre_info = pretrained_model(cfg, {"dt": dt}, log=progress.log)
-    sink.extra["pretrain"] = pre_info
+    base_model = nominal_models(cfg, spec["methods"], sink, progress)
     logger = make_logger(cfg, run_dir)
     env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
     env.set_params(spec["params"])

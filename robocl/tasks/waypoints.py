@@ -10,6 +10,8 @@ import numpy as np
 class WaypointMission:
     """Visit waypoints in order; one is reached within `reach_radius`, skipped after a timeout.
 
+    Waypoints have as many position dimensions as the robot moves in (x, y for the UGV; x, y, z
+    for the quadrotor); `update` compares that many leading coordinates of the position.
     Success rate is reached / total, as in the AFM protocol.
     """
 
@@ -43,7 +45,8 @@ class WaypointMission:
         if self.done:
             return None
         self._steps_on_current += 1
-        if np.linalg.norm(np.asarray(position[:2]) - self.goal) <= self.reach_radius:
+        dims = self.waypoints.shape[1]
+        if np.linalg.norm(np.asarray(position[:dims], dtype=float) - self.goal) <= self.reach_radius:
             event = "reached"
             self.reached.append(True)
         elif self._steps_on_current >= self.timeout_steps:
