@@ -70,8 +70,9 @@ def test_quadrotor_acceptance(tmp_path):
                         "task.physics.payload_frac=0.0")
     assert all(r["crashes"] == 0 for r in nominal["runs"])
     assert nominal["summary"]["mppi"]["tracking_rmse"] <= 0.10
+    # hover costs are cm-scale: a lower MPPI temperature keeps the update from averaging noise in
     hover = _quad_run(tmp_path, "hover", "experiment=quad_continual", "methods=[mppi]", "task.name=hover",
-                      "task.physics.payload_frac=0.0", "seeds=[0]")
+                      "task.physics.payload_frac=0.0", "seeds=[0]", "planner.temperature=0.01")
     assert hover["runs"][0]["max_error"] <= 0.05
     payload = _quad_run(tmp_path, "payload", "experiment=quad_continual")
     assert all(r["crashes"] == 0 for r in payload["runs"] if r["method"] == "mppi_online")
