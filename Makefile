@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: the CPU build on local disk, never a CUDA download
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# ros2: the ROS 2 wheels (rclpy) for the ROS bridge tests; they bootstrap through a .pth file at
+	# interpreter start, so they must be present before pytest starts, not installed mid-run.
+	$(BIN)/python -m pip install -q -e '.[dev,ros2]'
 	# torchdyn declares torchvision, but PyPI's torchvision cannot load beside the CPU torch and
 	# torchmetrics (via Lightning) imports it when present; nothing in robocl needs it.
 	$(BIN)/python -m pip uninstall -y -q torchvision

@@ -62,11 +62,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         wait_for_node_s=check.number(cfg, "ros.sim.wait_for_node_s", lo=0, lo_open=True),
         sim_time=bool(cfg.ros.use_sim_time))
     gains = check.pair_list(cfg, "task.gains", dim=4 if binding.name == "quadrotor" else 2)
+    waypoints = course(cfg)  # the whole config is checked before ROS is looked for
     try:
         transport_classes(transport)
     except RosUnavailable as exc:
         raise UsageError(str(exc)) from None
-    return {"binding": binding, "hz": hz, "settings": settings, "course": course(cfg), "gains": gains}
+    return {"binding": binding, "hz": hz, "settings": settings, "course": waypoints, "gains": gains}
 
 
 def make_env(cfg: DictConfig, hz: float):
