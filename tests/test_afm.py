@@ -184,3 +184,19 @@ def test_quadrotor_regime_data_labels_intended_actions():
     inside = (data.planned / g).abs().le(torch.tensor([1.0, 1.0, 1.0, 1.5])).all(-1)
     assert inside.any()
     torch.testing.assert_close(data.intended[inside], data.planned[inside] / g[inside])
+
+
+def test_fast_inference_path_matches_the_neural_ode():
+    """The hot path steps the NeuralODE's own torchdyn solver: same values as the full odeint call."""
+    data = synthetic([[2.0, -1.0], [-1.0, 0.5]] * 2, per_regime=50)
+    net = AFMNet(AFMShape(3, 2, 6, context_size=2, hidden=32, embed=16))
+    net.set_normalization(data.features.mean(0), data.features.std(0), LOW, HIGH, torch.ones(6))
+    idx = torch.arange(16)
+    rows, mask = data.sample_context(idx, 2)
+    for solver in SOLVERS:
+        flow = AFMFlow(net, solver, 10)
+        with torch.no_grad():
+            full = flow.transport(data.features[idx], rows, mask, data.planned[idx], fast=False)
+            fast = flow.transport(data.features[idx], rows, mask, data.planned[idx], fast=True)
+        torch.testing.assert_close(fast, full)
+        assert not torch.allclose(full, data.planned[idx])  # the flow moved the actions

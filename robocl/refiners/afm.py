@@ -159,7 +159,13 @@ class _ConditionedField(nn.Module):
 
 
 class AFMFlow:
-    """Batched transport of planned actions with a torchdyn `NeuralODE` (fixed-step solver)."""
+    """Batched transport of planned actions with a torchdyn `NeuralODE` (fixed-step solver).
+
+    With gradients on (training, checks) the whole `NeuralODE` runs. On the inference hot path the
+    same torchdyn solver object is stepped directly over the fixed grid: `odeint`'s per-step
+    bookkeeping (save-point matching, the DEFunc wrapper) cost as much as the network itself at
+    batch size 1 (2.5 ms vs 1.3 ms for 10 midpoint steps on 2 cores); the values are the same.
+    """
 
     def __init__(self, net: AFMNet, solver: str = "midpoint", steps: int = 10) -> None:
         if solver not in SOLVERS:
@@ -171,15 +177,25 @@ class AFMFlow:
         self.ode = NeuralODE(self.field, solver=solver, sensitivity="autograd", return_t_eval=False,
                              optimizable_params=list(net.parameters()))
         self.t_span = torch.linspace(0.0, 1.0, steps + 1)
+        self._grid = list(zip(self.t_span[:-1], self.t_span[1:] - self.t_span[:-1]))
 
-    def transport(self, features: Tensor, rows: Tensor, mask: Tensor, planned: Tensor) -> Tensor:
-        """Refined actions (B, A) for planned actions (B, A) under per-sample contexts."""
+    def transport(self, features: Tensor, rows: Tensor, mask: Tensor, planned: Tensor,
+                  fast: bool | None = None) -> Tensor:
+        """Refined actions (B, A) for planned actions (B, A) under per-sample contexts.
+
+        `fast` (default: whenever gradients are off) steps the NeuralODE's solver directly."""
+        fast = not torch.is_grad_enabled() if fast is None else fast
         self.field.cond = self.net.condition(features, rows, mask, planned)
         try:
-            x1 = self.ode(self.net.norm_action(planned), self.t_span, save_at=self.t_span[-1:])[-1]
+            x = self.net.norm_action(planned)
+            if fast:
+                for t, dt in self._grid:
+                    _, x, _ = self.ode.solver.step(self.field, x, t, dt)
+            else:
+                x = self.ode(x, self.t_span, save_at=self.t_span[-1:])[-1]
         finally:
             self.field.cond = None
-        return self.net.denorm_action(x1)
+        return self.net.denorm_action(x)
 
 
 @dataclass
