@@ -161,20 +161,18 @@ class BagSource:
             topics = self._topics(reader)
             where = f"data={self.episode.path}"
             listed = ", ".join(f"{n} ({t})" for n, (t, _) in sorted(topics.items())) or "none"
-            state = topics.get(self.m.state_topic)
-            if state is None:
-                raise DataError(f"{where}: no state topic {self.m.state_topic!r} (data.state_topic); "
-                                f"topics in the bag: {listed}")
-            if state[0] not in rosmsg.STATE_TYPES:
-                raise DataError(f"{where}: state topic {self.m.state_topic} is {state[0]}, expected "
-                                f"{' or '.join(rosmsg.STATE_TYPES)}")
-            command = topics.get(self.m.command_topic)
-            if command is None:
-                raise DataError(f"{where}: no command topic {self.m.command_topic!r} (data.command_topic); "
-                                f"topics in the bag: {listed}")
-            if command[0] not in rosmsg.COMMAND_TYPES:
-                raise DataError(f"{where}: command topic {self.m.command_topic} is {command[0]}, expected "
-                                f"{' or '.join(rosmsg.COMMAND_TYPES)}")
+
+            def required(kind: str, name: str, types: tuple[str, ...]) -> tuple[str, Any]:
+                found = topics.get(name)
+                if found is None:
+                    raise DataError(f"{where}: no {kind} topic {name!r} (data.{kind}_topic); "
+                                    f"topics in the bag: {listed}")
+                if found[0] not in types:
+                    raise DataError(f"{where}: {kind} topic {name} is {found[0]}, expected {' or '.join(types)}")
+                return found
+
+            state = required("state", self.m.state_topic, rosmsg.STATE_TYPES)
+            command = required("command", self.m.command_topic, rosmsg.COMMAND_TYPES)
             regime = topics.get(self.m.regime_topic) if self.m.regime_topic else None
             if regime is not None and regime[0] not in rosmsg.REGIME_TYPES:
                 raise DataError(f"{where}: regime topic {self.m.regime_topic} is {regime[0]}, expected "
