@@ -111,7 +111,7 @@ def check_kill_trial(r: dict, period: float, label: str) -> None:
 def test_ros2_node_flies_the_simulated_quadrotor_through_waypoints(env, tmp_path):
     sim_row, node_row, _ = graph.drive_course(
         tmp_path, env,
-        ["robot=quadrotor", "ros.use_sim_time=true", "ros.sim.real_time_factor=1", "ros.sim.max_time_s=40",
+        ["robot=quadrotor", "ros.use_sim_time=true", "ros.sim.real_time_factor=0.5", "ros.sim.max_time_s=40",
          "ros.sim.linger_s=0.5", "task.waypoint_timeout_s=10"],
         # the flight, not the watchdog, is under test here: a loaded 2-core CI machine may stall a process for
         # longer than the 40 ms default odometry timeout, and each stall would hover the quad for a moment
