@@ -36,7 +36,7 @@ def test_ros1_roslaunch_node_drives_the_simulated_ugv_through_a_course(env, tmp_
     sim_row, node_row, log = graph.drive_course(
         tmp_path, env,
         ["robot=ugv", "ros.transport=ros1", "task.map=ugv_short", "ros.use_sim_time=true",
-         "ros.sim.real_time_factor=3", "ros.sim.max_time_s=40", "ros.sim.linger_s=0.5"],
+         "ros.sim.real_time_factor=2", "ros.sim.max_time_s=40", "ros.sim.linger_s=0.5"],
         [], node_cmd=["roslaunch", str(launch), "robot:=ugv", "use_sim_time:=true", "rate_hz:=5.0",
                       f"overrides:={overrides}"])
     print(f"ROS 1 UGV course: success_rate={sim_row['success_rate']} ({sim_row['waypoints_reached']}/"

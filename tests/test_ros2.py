@@ -38,12 +38,12 @@ def env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def ugv_run(env, tmp_path_factory):
-    """The node drives the simulated UGV through a short course, sim time at 3x real time."""
+    """The node drives the simulated UGV through a short course, sim time at 2x real time."""
     out = tmp_path_factory.mktemp("ros2-ugv")
     ckpt = out / "node.pt"
     sim_row, node_row, log = graph.drive_course(
         out, env,
-        ["robot=ugv", "task.map=ugv_short", "ros.use_sim_time=true", "ros.sim.real_time_factor=3",
+        ["robot=ugv", "task.map=ugv_short", "ros.use_sim_time=true", "ros.sim.real_time_factor=2",
          "ros.sim.max_time_s=40", "ros.sim.linger_s=0.5"],
         ["robot=ugv", *SMALL, "ros.use_sim_time=true", f"ros.checkpoint.path={ckpt}"])
     return sim_row, node_row, log, ckpt
