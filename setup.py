@@ -11,7 +11,8 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 MAPPED = {"robocl_envs": "envs", "robocl_configs": "configs", "robocl_ros": "ros_bridge"}
-DATA = ["*.yaml", "*.xml", "*.csv", "*.json", "*.launch", "*.launch.py", "*.launch.xml", "*.stl", "*.obj", "*.png", "robocl_ros_node"]
+DATA = ["*.yaml", "*.xml", "*.csv", "*.json", "*.launch", "*.launch.py", "*.launch.xml", "*.stl", "*.obj", "*.png",
+        "robocl_ros_node"]
 
 packages = find_packages(include=["robocl", "robocl.*"])
 package_dir = {"robocl": "robocl"}
