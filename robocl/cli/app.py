@@ -86,7 +86,11 @@ def print_help(prog: str, description: str) -> None:
     lines += [f"  {g}: {', '.join(opts)}" for g, opts in sorted(groups.items())]
     lines += ["", "Any key can be overridden (e.g. planner.horizon=8 seeds=[0,1,2] hydra.run.dir=DIR).",
               "Exit codes: 0 ok, 2 bad usage/config, 1 runtime failure."]
-    print("\n".join(lines))
+    try:
+        print("\n".join(lines))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `robocl-run --help | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int | None],
