@@ -96,3 +96,13 @@ def test_quad_conditions_are_validated():
         cfg, _ = compose(["experiment=quad_afm", *bad])
         with pytest.raises(UsageError, match=words):
             validate(cfg)
+
+
+@pytest.mark.slow
+def test_quad_afm_acceptance(tmp_path):
+    """Issue 6, quadrotor: mppi_afm tracks better than mppi_online with no more crashes, per condition."""
+    doc = _quad_run(tmp_path, "afm", "experiment=quad_afm", "methods=[mppi_online,mppi_afm]")
+    table = doc["per_condition"]
+    for condition, row in table.items():
+        assert row["mppi_afm"]["tracking_rmse"] < row["mppi_online"]["tracking_rmse"], condition
+        assert row["mppi_afm"]["crashes"] <= row["mppi_online"]["crashes"], condition
