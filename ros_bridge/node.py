@@ -101,7 +101,7 @@ def validate(cfg: DictConfig) -> None:
 
 def build_controller(cfg: DictConfig, binding: RobotBinding):
     """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
-    from robocl.experiments.common import make_controller, make_model, nominal_env, pretrained_model
+    from robocl.experiments.common import make_controller, make_model, pretrained_model
     from robocl.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))
@@ -112,8 +112,7 @@ def build_controller(cfg: DictConfig, binding: RobotBinding):
         state = torch.load(path, map_location="cpu", weights_only=False)
         base = make_model(cfg)
     else:
-        kwargs, shape = nominal_env(cfg.robot)  # the same cached nominal model robocl-run plans with
-        base, _ = pretrained_model(cfg, kwargs, log=log, shape_action=shape)
+        base, _ = pretrained_model(cfg, log=log)  # the same cached nominal model robocl-run plans with
     controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed))
     if state is not None:
         try:

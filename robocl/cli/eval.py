@@ -168,7 +168,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
 
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import nominal_env, pretrained_model
+    from robocl.experiments.common import pretrained_model
     from robocl.factory import build
     from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_dynamics_track
     from robocl.offline.plots import plot_errors
@@ -187,12 +187,12 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
     results = []
     try:
         with progress_bar(bool(cfg.runtime.progress)) as progress:
-            env_kwargs, shaping = nominal_env(cfg.robot)  # the model robocl-run plans with (same cache key)
-            if abs(mapping.period - float(cfg.robot.dt)) > 1e-12:
-                env_kwargs = {**env_kwargs, "dt": mapping.period}
-            base_model, pre_info = pretrained_model(cfg, env_kwargs, log=progress.log, shape_action=shaping)
+            other_period = abs(mapping.period - float(cfg.robot.dt)) > 1e-12
+            # the model robocl-run plans with (same cache key), unless the data has another period
+            base_model, pre_info = pretrained_model(cfg, log=progress.log,
+                                                    env_overrides={"dt": mapping.period} if other_period else None)
             sink.extra["pretrain"] = pre_info
-            if abs(mapping.period - float(cfg.robot.dt)) > 1e-12:
+            if other_period:
                 sink.note(f"data.period={mapping.period} differs from robot.dt={cfg.robot.dt}: the nominal model "
                           f"is pretrained at dt={mapping.period}")
             scale = base_model.target_norm.std.detach().clone()

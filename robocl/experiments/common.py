@@ -55,9 +55,15 @@ def nominal_env(robot: DictConfig) -> tuple[dict[str, Any], Any]:
     return {"dt": float(robot.dt)}, None
 
 
-def pretrained_model(cfg: DictConfig, env_kwargs: dict[str, Any], log=print,
-                     shape_action=None) -> tuple[DynamicsModel, dict]:
-    """The nominal-regime model: loaded from the cache, or trained on exploration data and cached."""
+def pretrained_model(cfg: DictConfig, log=print, env_overrides: dict[str, Any] | None = None
+                     ) -> tuple[DynamicsModel, dict]:
+    """The nominal-regime model: loaded from the cache, or trained on exploration data and cached.
+
+    The simulator is the robot's `nominal_env`; `env_overrides` changes its kwargs (and so the
+    cache key), e.g. a different control period for recorded data.
+    """
+    nominal_kwargs, shape_action = nominal_env(cfg.robot)
+    env_kwargs = {**nominal_kwargs, **(env_overrides or {})}
     path = Path(str(cfg.runtime.cache_dir)) / f"{cfg.robot.name}-{cfg.dynamics.kind}-{cache_key(cfg, env_kwargs)}.pt"
     torch.manual_seed(0)  # the initial weights too: the same settings always pretrain the same model
     model = make_model(cfg)
@@ -87,8 +93,7 @@ def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progre
     """The pretrained nominal model, and the AFM refiner trained against it when a method refines
     (trained here, with progress, rather than silently inside the first controller); their
     training info goes into results.json."""
-    nominal_kwargs, shaping = nominal_env(cfg.robot)
-    base_model, pre_info = pretrained_model(cfg, nominal_kwargs, log=progress.log, shape_action=shaping)
+    base_model, pre_info = pretrained_model(cfg, log=progress.log)
     sink.extra["pretrain"] = pre_info
     if any(m.refine for m in methods):
         from robocl.refiners.afm_train import ensure_checkpoint

@@ -217,14 +217,13 @@ def ensure_checkpoint(node: Any, robot: Any, model: Any, log: Callable[..., None
 def _retrain(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.cli.app import UsageError
     from robocl.eval.progress import progress_bar
-    from robocl.experiments.common import nominal_env, pretrained_model
+    from robocl.experiments.common import pretrained_model
 
     if str(cfg.refiner.get("kind")) != "afm":
         raise UsageError(f"refiner={cfg.refiner.get('kind')}: afm_train trains the AFM refiner; use refiner=afm "
                          "or an AFM experiment (experiment=ugv_afm)")
     with progress_bar(bool(cfg.runtime.progress)) as progress:
-        env_kwargs, shaping = nominal_env(cfg.robot)
-        model, _ = pretrained_model(cfg, env_kwargs, log=progress.log, shape_action=shaping)
+        model, _ = pretrained_model(cfg, log=progress.log)
         net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=progress.log, progress=progress,
                                             retrain=True)
     atomic_write_json(run_dir / "afm_train.json", {"checkpoint": str(path), **info})
