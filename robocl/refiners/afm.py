@@ -124,11 +124,7 @@ class AFMNet(nn.Module):
         _, l1, _, l2 = self.head
         w = self.flow_in.weight
         a = x.shape[-1]
-        h = torch.addmm(cond, x, w[:, :a].t())
-        if t.dim() == 0:
-            h = h + t.to(x) * w[:, a]
-        else:
-            h = h + t.to(x).reshape(-1, 1) * w[:, a]
+        h = torch.addmm(cond, x, w[:, :a].t()) + t.to(x).reshape(-1, 1) * w[:, a]  # t: scalar or (B,)
         h = torch.addmm(l1.bias, F.silu(h), l1.weight.t())
         return torch.addmm(l2.bias, F.silu(h), l2.weight.t())
 

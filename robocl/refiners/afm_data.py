@@ -104,7 +104,7 @@ class RobotHooks:
 
     nuisance: Callable[[np.random.Generator, Any], Any]
     nominal: Callable[[], Any]
-    pursue: Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
+    pursue: Callable[[np.ndarray, np.ndarray], np.ndarray]
     new_goal: Callable[[np.random.Generator, np.ndarray], np.ndarray]
     goal_reached: float
 
@@ -129,7 +129,7 @@ def _ugv_goal(rng: np.random.Generator, obs: np.ndarray) -> np.ndarray:
     return obs[:2] + rng.uniform(1.5, 6.0) * np.array([math.cos(angle), math.sin(angle)])
 
 
-def _ugv_pursue(rng: np.random.Generator, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+def _ugv_pursue(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Pure-pursuit (v, w) toward `goal`: the kind of plan an MPC produces on a waypoint course
     (full speed ahead, saturated turns), so the refiner sees run-time-like actions and states."""
     dx, dy = goal - obs[:2]
@@ -163,7 +163,7 @@ def _quad_goal(rng: np.random.Generator, obs: np.ndarray) -> np.ndarray:
     return np.array([0.0, 0.0, 1.0])
 
 
-def _quad_pursue(rng: np.random.Generator, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+def _quad_pursue(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Velocity set-points toward `goal` (P on position, saturated), little yaw: what the
     tracking MPC commands along a figure eight or between waypoints."""
     v = np.clip(1.2 * (goal - obs[:3]), -1.0, 1.0)
@@ -211,7 +211,7 @@ def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], Non
             if pursuit:
                 if np.linalg.norm(goal - obs[:goal.size]) < hooks.goal_reached or rng.random() < 0.07:
                     goal = hooks.new_goal(rng, obs)
-                planned = np.clip(hooks.pursue(rng, obs, goal) + rng.normal(0.0, 0.08, dim) * (high - low),
+                planned = np.clip(hooks.pursue(obs, goal) + rng.normal(0.0, 0.08, dim) * (high - low),
                                   low, high)
             else:
                 planned = random_actions[t]
