@@ -20,6 +20,7 @@ import csv
 import math
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -151,32 +152,42 @@ class BagSource:
     def _topics(self, reader) -> dict[str, tuple[str | None, int]]:
         return {name: (info.msgtype, info.msgcount) for name, info in reader.topics.items()}
 
-    def check(self) -> SourceInfo:
+    @contextmanager
+    def _opened(self) -> Iterator[Any]:
+        """The open rosbags reader (an unreadable file is one DataError line), closed afterwards."""
         reader = self._reader()
         try:
             reader.open()
         except Exception as exc:
             raise self._error(exc) from None
         try:
+            yield reader
+        finally:
+            reader.close()
+
+    def check(self) -> SourceInfo:
+        with self._opened() as reader:
+            return self._check(reader)
+
+    def _check(self, reader) -> SourceInfo:
+        try:
             topics = self._topics(reader)
             where = f"data={self.episode.path}"
             listed = ", ".join(f"{n} ({t})" for n, (t, _) in sorted(topics.items())) or "none"
 
-            def required(kind: str, name: str, types: tuple[str, ...]) -> tuple[str, Any]:
+            def typed(kind: str, name: str, types: tuple[str, ...], required: bool = True) -> tuple[str, Any] | None:
                 found = topics.get(name)
-                if found is None:
+                if found is None and required:
                     raise DataError(f"{where}: no {kind} topic {name!r} (data.{kind}_topic); "
                                     f"topics in the bag: {listed}")
-                if found[0] not in types:
+                if found is not None and found[0] not in types:
                     raise DataError(f"{where}: {kind} topic {name} is {found[0]}, expected {' or '.join(types)}")
                 return found
 
-            state = required("state", self.m.state_topic, rosmsg.STATE_TYPES)
-            command = required("command", self.m.command_topic, rosmsg.COMMAND_TYPES)
-            regime = topics.get(self.m.regime_topic) if self.m.regime_topic else None
-            if regime is not None and regime[0] not in rosmsg.REGIME_TYPES:
-                raise DataError(f"{where}: regime topic {self.m.regime_topic} is {regime[0]}, expected "
-                                f"{' or '.join(rosmsg.REGIME_TYPES)}")
+            state = typed("state", self.m.state_topic, rosmsg.STATE_TYPES)
+            command = typed("command", self.m.command_topic, rosmsg.COMMAND_TYPES)
+            regime = (typed("regime", self.m.regime_topic, rosmsg.REGIME_TYPES, required=False)
+                      if self.m.regime_topic else None)
             if state[1] < 2 or command[1] < 1:
                 raise DataError(f"{where}: empty: {state[1]} state and {command[1]} command messages "
                                 "(need at least 2 and 1)")
@@ -199,16 +210,9 @@ class BagSource:
             raise
         except Exception as exc:
             raise self._error(exc) from None
-        finally:
-            reader.close()
 
     def events(self) -> Iterator[tuple[int, str, Any]]:
-        reader = self._reader()
-        try:
-            reader.open()
-        except Exception as exc:
-            raise self._error(exc) from None
-        try:
+        with self._opened() as reader:
             kinds = {self.m.state_topic: "state", self.m.command_topic: "command"}
             if self.m.regime_topic:
                 kinds[self.m.regime_topic] = "regime"
@@ -244,8 +248,6 @@ class BagSource:
                     yield t, kind, rosmsg.twist_to_command(msg)
                 else:
                     yield t, kind, str(msg.data)
-        finally:
-            reader.close()
 
     def _fast_decoder(self, conn):
         """The wire-format decoder for a standard message definition (checked by its hash), else None."""
