@@ -32,3 +32,13 @@ def parse_method(name: str) -> MethodSpec:
             f"{', '.join(PLANNERS)} (e.g. mppi, mppi_online, mppi_afm, mppi_afm_online)"
         )
     return MethodSpec(str(name), planner, "online" in mods, "afm" in mods)
+
+
+def parse_methods(cfg) -> list[MethodSpec]:
+    """`methods=[...]` of a config, checked: `_afm` methods need the AFM refiner selected."""
+    from robocl import config_check as check
+
+    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
+    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
+        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    return methods

@@ -21,7 +21,7 @@ from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
-from robocl.methods import parse_method
+from robocl.methods import parse_methods
 from robocl.planning.tracking import ReferenceTrackingCost
 from robocl.tasks.waypoints import GainSchedule
 from robocl.tracking_rollouts import run_tracking_episode
@@ -65,9 +65,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     hz = check.number(cfg, "robot.control_hz", lo=1, hi=500)
     if abs(float(cfg.robot.dt) * hz - 1.0) > 1e-6:
         raise UsageError(f"robot.dt={cfg.robot.dt}: must equal 1/robot.control_hz ({1.0 / hz:g})")
-    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
-    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
-        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    methods = parse_methods(cfg)
     return {
         "methods": methods,
         "conditions": conditions(cfg),

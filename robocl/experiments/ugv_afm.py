@@ -25,7 +25,7 @@ from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
 from robocl.experiments.ugv_continual import load_courses, physics_params
-from robocl.methods import parse_method
+from robocl.methods import parse_method, parse_methods
 from robocl.planning.costs import WaypointCost
 from robocl.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
@@ -40,9 +40,7 @@ def gain_label(gains: list[float]) -> str:
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check everything before any compute starts, so a typo costs nothing."""
     check.check_common(cfg)
-    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
-    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
-        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    methods = parse_methods(cfg)
     quick = bool(OmegaConf.select(cfg, "afm.quick", default=False))
     spec = {
         "methods": methods,
