@@ -16,7 +16,7 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
-from robocl.drag.train import TrainConfig, load_checkpoint, train_two_stage
+from robocl.drag.train import TrainConfig, load_checkpoint, resume_path, train_two_stage
 
 SMALL = DragModelConfig(point_width=16, levels=(Level(256, 12, 0.1, 32, 0.1), Level(64, 12, 0.25, 64, 0.25),
                                                 Level(16, 12, 0.6, 96, 0.6)), fp_width=64, out_width=48)
@@ -145,6 +145,38 @@ def test_small_model_overfits_tiny_dataset(tiny_data, tmp_path):
         b = loaded(batch["points"], batch["colors"], batch["start"], batch["vec"]).displacement
     assert torch.allclose(a, b)
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files
+
+
+class Interrupt(RuntimeError):
+    pass
+
+
+def test_interrupted_training_resumes_after_last_epoch(tiny_data, tmp_path):
+    """Killed in stage 2, the next call with the same settings runs only the epochs left."""
+    split = load_split(tiny_data[0], "train").subset(8)
+    cfg = TrainConfig(stage1_epochs=2, stage2_epochs=3, batch_size=4, augment=False)
+    ckpt = tmp_path / "drag.pt"
+    seen: list[int] = []
+
+    def stop_after_three(stage: int, losses: dict) -> None:
+        seen.append(stage)
+        if len(seen) == 3:
+            raise Interrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(Interrupt):
+        train_two_stage(DragPredictor(SMALL), split, cfg, checkpoint=ckpt, on_epoch=stop_after_three)
+    saved, state = load_checkpoint(ckpt)
+    assert not state.get("complete") and [h["stage"] for h in state["history"]] == [1, 1, 2]
+    lightning_state = torch.load(resume_path(ckpt, 2), map_location="cpu", weights_only=False)
+    assert lightning_state["epoch"] == 0 and lightning_state["optimizer_states"]  # stage 2, after its epoch 1
+    resumed: list[int] = []
+    model = DragPredictor(SMALL)  # fresh weights: the checkpoint's are loaded
+    history = train_two_stage(model, split, cfg, checkpoint=ckpt, on_epoch=lambda st, _: resumed.append(st))
+    assert resumed == [2, 2]  # stage 2 epochs 2 and 3 only
+    assert [h["stage"] for h in history] == [1, 1, 2, 2, 2] and history[:3] == state["history"]
+    assert load_checkpoint(ckpt)[1]["complete"] and not list(tmp_path.glob("*.ckpt"))
+    assert not list(tmp_path.glob(".*tmp"))
 
 
 def test_batches_collate(tiny_data):

@@ -124,20 +124,24 @@ def dataset(spec: Spec, cache: Path, progress: Any) -> Path:
 
 def trained_model(name: str, seed: int, spec: Spec, train: DragSplit, data_key: str, cache: Path,
                   progress: Any) -> tuple[DragPredictor, list[dict[str, float]]]:
-    """A trained variant from the cache, or trained now (checkpointed atomically every epoch)."""
+    """A trained variant from the cache, or trained now (checkpointed atomically every epoch; an
+    unfinished checkpoint of the same settings resumes after its last finished epoch)."""
     model_cfg = DragModelConfig(multiscale=LEARNED[name])
     tcfg = TrainConfig(**{**asdict(spec.train), "seed": seed})
     key = _hash({"v": CACHE_VERSION, "data": data_key, "model": asdict(model_cfg), "train": asdict(tcfg)})
     path = cache / f"drag-{name}-{key}.pt"
+    finished = 0
     if path.exists():
         model, state = load_checkpoint(path)
         if state.get("complete"):
             progress.log(f"{name} seed {seed}: loaded {path}")
             return model, state["history"]
+        finished = len(state["history"])
+        progress.log(f"{name} seed {seed}: resuming {path} after epoch {finished}")
     torch.manual_seed(seed)
     model = DragPredictor(model_cfg)
     epochs = tcfg.stage1_epochs + tcfg.stage2_epochs
-    task = progress.add_task(f"train {name} s{seed}", total=epochs, status="")
+    task = progress.add_task(f"train {name} s{seed}", total=epochs, completed=finished, status="")
 
     def on_epoch(stage: int, losses: dict[str, float]) -> None:
         progress.update(task, advance=1, status=f"stage {stage} epe {losses['epe_cm']:.2f} cm")

@@ -4,13 +4,16 @@ Stage 1 fits per-point motion with the free-form flow head (end-point error in c
 points move at all). Stage 2 adds the part level: moving-part segmentation at full weight, joint
 type, axis, hinge pivot and joint motion, and the kinematic decoding of that joint estimate into
 rigid per-part motion (the model's output), refining the whole network at a lower learning rate. A checkpoint is written
-atomically (temp file + os.replace) after every epoch, so an interrupted run leaves a usable model.
+atomically (temp file + os.replace) after every epoch, so an interrupted run leaves a usable model,
+and beside it the stage's Lightning state (optimizer, schedule, epoch; `<checkpoint>.resume.ckpt`),
+so the next call with the same settings resumes at the next epoch instead of starting over.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -158,8 +161,23 @@ class DragModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def resume_path(checkpoint: Path, stage: int) -> Path:
+    """The Lightning state of a stage in progress, beside the model checkpoint."""
+    return Path(checkpoint).with_name(f"{Path(checkpoint).name}.stage{stage}.ckpt")
+
+
+def _resumable(checkpoint: Path | None, stage: int, done: int) -> Path | None:
+    """The stage's Lightning state if it was saved at the end of its `done`-th epoch."""
+    if checkpoint is None or not done or not resume_path(checkpoint, stage).exists():
+        return None
+    path = resume_path(checkpoint, stage)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    return path if saved.get("epoch") == done - 1 else None
+
+
 class AtomicCheckpoint(pl.Callback):
-    """After every epoch: model weights, architecture and history, written atomically."""
+    """After every epoch: model weights, architecture and history, then the stage's Lightning state
+    (for resuming), each written atomically."""
 
     def __init__(self, path: Path, history: list[dict[str, float]], extra: dict[str, Any]) -> None:
         self.path = Path(path)
@@ -169,6 +187,10 @@ class AtomicCheckpoint(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
         module.finish_epoch()
         save_checkpoint(self.path, module.model, self.history + module.epoch_losses, self.extra)
+        final = resume_path(self.path, module.stage)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)
+        os.replace(tmp, final)
 
 
 class EpochProgress(pl.Callback):
@@ -196,10 +218,27 @@ def load_checkpoint(path: Path) -> tuple[DragPredictor, dict[str, Any]]:
     return model.eval(), state
 
 
+def _finished_epochs(model: DragPredictor, cfg: TrainConfig, checkpoint: Path | None) -> list[dict[str, float]]:
+    """History of an unfinished checkpoint of this same model and training config (its weights are
+    loaded into `model`); empty when there is none to resume."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return []
+    prior, state = load_checkpoint(checkpoint)
+    if state.get("complete") or state.get("train") != asdict(cfg) or prior.cfg != model.cfg:
+        return []
+    model.load_state_dict(prior.state_dict())
+    return list(state["history"])
+
+
 def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, checkpoint: Path | None = None,
                     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
                     progress_bar: bool = False) -> list[dict[str, float]]:
-    """Stage 1 (motion) then stage 2 (+ segmentation and joint heads); returns per-epoch losses."""
+    """Stage 1 (motion) then stage 2 (+ segmentation and joint heads); returns per-epoch losses.
+
+    With a `checkpoint` left unfinished by an interrupted call with the same settings, training
+    resumes after its last finished epoch (optimizer and schedule from the Lightning state; a
+    stage whose state is missing restarts its schedule over the epochs it has left). The batch
+    order after a resume differs from an uninterrupted run's."""
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     if data.neighbors is None:
         data.attach_neighbors(model)
@@ -209,11 +248,15 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=ds.collate, drop_last=len(ds) >
                         cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))
     per_epoch = len(loader) if cfg.max_batches_per_epoch is None else min(len(loader), cfg.max_batches_per_epoch)
-    history: list[dict[str, float]] = []
+    history = _finished_epochs(model, cfg, checkpoint)
     model.train()
     for stage, epochs, lr in ((1, cfg.stage1_epochs, cfg.lr), (2, cfg.stage2_epochs, cfg.stage2_lr)):
-        if epochs <= 0:
+        done = sum(h["stage"] == stage for h in history)
+        if epochs <= done:
             continue
+        resume_from = _resumable(checkpoint, stage, done)
+        if done and resume_from is None:  # no Lightning state: the rest of the stage, a fresh schedule
+            epochs -= done
         module = DragModule(model, cfg, stage, lr, total_steps=epochs * per_epoch)
         callbacks: list[pl.Callback] = []
         if checkpoint is not None:
@@ -225,9 +268,11 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
                              num_sanity_val_steps=0, limit_train_batches=per_epoch, callbacks=callbacks)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer.fit(module, loader)
+            trainer.fit(module, loader, ckpt_path=resume_from)
         history += module.epoch_losses
     model.eval()
     if checkpoint is not None:
         save_checkpoint(checkpoint, model, history, {"train": asdict(cfg), "complete": True})
+        for stage in (1, 2):
+            resume_path(checkpoint, stage).unlink(missing_ok=True)
     return history
