@@ -68,6 +68,7 @@ def test_short_run_writes_valid_results(tmp_path, short_course):
         ("methods=[mppi,teleport]", "teleport"),
         ("task.gains=[[1,2,3]]", "task.gains"),
         ("task.intervention=[0.9,0.1]", "task.intervention"),
+        ("methods=[mppi_afm]", "refiner=afm"),
         ("not_an_override", "KEY=VALUE"),
     ],
 )

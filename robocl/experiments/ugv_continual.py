@@ -19,7 +19,7 @@ from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_paths
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models
-from robocl.methods import parse_method
+from robocl.methods import parse_methods
 from robocl.planning.costs import WaypointCost
 from robocl.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
@@ -52,7 +52,7 @@ def load_courses(cfg: DictConfig) -> dict[str, np.ndarray]:
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check everything before any compute starts, so a typo costs nothing."""
     check.check_common(cfg)
-    methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
+    methods = parse_methods(cfg)
     gains = check.pair_list(cfg, "task.gains", dim=2)
     return {
         "methods": methods,
