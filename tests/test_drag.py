@@ -184,3 +184,15 @@ def test_batches_collate(tiny_data):
     ds = DragBatches(split, augment=True)
     batch = ds.collate([0, 3, 5])
     assert batch["points"].shape == (3, 512, 3) and batch["colors"].max() <= 1.0
+
+
+@pytest.mark.parametrize("args, fragment", [(["--objects", "0"], "--objects"), (["--cameras", "9"], "--cameras"),
+                                            ([], "--out")])
+def test_datagen_bad_arguments_one_line_exit_2(tmp_path, args, fragment):
+    import subprocess
+    import sys
+
+    out = [] if fragment == "--out" else ["--out", str(tmp_path / "d")]
+    proc = subprocess.run([sys.executable, "-m", "robocl.drag.datagen", *out, *args], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr
+    assert not (tmp_path / "d").exists()

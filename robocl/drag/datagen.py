@@ -34,7 +34,6 @@ atomically; the index is written last, so a directory with an index is complete.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from robocl_envs.articulated import MAX_PARTS, CabinetEnv, drag_to_delta, sample
 from robocl_envs.pointcloud import part_motion
 from tqdm import tqdm
 
+from robocl.cli.args import OneLineParser, positive_int
 from robocl.utils.io import atomic_write, atomic_write_json
 
 FORMAT = "robocl.drag/1"
@@ -233,15 +233,16 @@ def load_index(root: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m robocl.drag.datagen", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="dataset directory")
-    p.add_argument("--objects", type=int, default=60, help="training objects")
-    p.add_argument("--heldout-objects", type=int, default=None, help="objects per held-out split (default objects/5)")
+    p.add_argument("--objects", type=positive_int, default=60, help="training objects")
+    p.add_argument("--heldout-objects", type=positive_int, default=None,
+                   help="objects per held-out split (default objects/5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--states", type=int, default=3, help="joint states (clouds) per object")
-    p.add_argument("--drags", type=int, default=8, help="drags per cloud")
-    p.add_argument("--points", type=int, default=2048)
-    p.add_argument("--cameras", type=int, default=3)
+    p.add_argument("--states", type=positive_int, default=3, help="joint states (clouds) per object")
+    p.add_argument("--drags", type=positive_int, default=8, help="drags per cloud")
+    p.add_argument("--points", type=positive_int, default=2048)
+    p.add_argument("--cameras", type=int, choices=range(3, 7), default=3, metavar="{3..6}")
     p.add_argument("--sampling", choices=["fps", "random"], default="fps")
     a = p.parse_args(argv)
     held = a.heldout_objects if a.heldout_objects is not None else max(2, a.objects // 5)

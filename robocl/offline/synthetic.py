@@ -8,12 +8,12 @@ scaled by gains that change every `--regime-minutes`. Written message by message
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
 import numpy as np
 
+from robocl.cli.args import OneLineParser, positive_float
 from robocl.offline.recording import BagRecorder
 
 GAINS = [(1.0, 1.0), (2.0, 2.0), (-1.0, 1.0), (0.5, 1.5)]
@@ -51,11 +51,11 @@ def write_log(path: str, minutes: float = 60.0, rate: float = 50.0, regime_minut
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m robocl.offline.synthetic", description=__doc__.splitlines()[0])
     p.add_argument("out")
-    p.add_argument("--minutes", type=float, default=60.0)
-    p.add_argument("--rate", type=float, default=50.0)
-    p.add_argument("--regime-minutes", type=float, default=10.0)
+    p.add_argument("--minutes", type=positive_float, default=60.0)
+    p.add_argument("--rate", type=positive_float, default=50.0)
+    p.add_argument("--regime-minutes", type=positive_float, default=10.0)
     p.add_argument("--format", default="mcap", choices=["mcap", "sqlite3", "ros1"])
     args = p.parse_args()
     t = time.perf_counter()
