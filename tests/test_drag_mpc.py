@@ -103,3 +103,21 @@ def test_cabinet_drag_experiment_small(tmp_path):
     assert "open_success" in summary["drag_ms"] and "infer_ms_median" in summary["drag_ms"]
     assert all(p.endswith(".png") for p in out["plots"]) and len(out["plots"]) >= 3
     json.dumps(out)  # plain JSON
+
+
+@pytest.mark.slow
+def test_cabinet_drag_acceptance(tmp_path):
+    """Issue 7 on the default experiment (dataset and models from runtime.cache_dir when there):
+    held-out part_iou >= 0.9; epe 3x below rigid and 1.5x below nearest_part; the single-embedding
+    ablation worse; open_success >= 0.8 and above the heuristic; one drag on 2,048 points <= 20 ms."""
+    from robocl.cli.app import compose
+    from robocl.drag.experiment import run
+
+    cfg, _ = compose(["experiment=cabinet_drag", "runtime.progress=false"])
+    s = run(cfg, tmp_path / "run")["summary"]
+    ms, ablation = s["drag_ms"], s["drag_global"]
+    assert ms["part_iou"] >= 0.9
+    assert 3 * ms["epe"] <= s["rigid"]["epe"] and 1.5 * ms["epe"] <= s["nearest_part"]["epe"]
+    assert ablation["epe"] > ms["epe"]
+    assert ms["open_success"] >= 0.8 and ms["open_success"] > s["nearest_part"]["open_success"]
+    assert ms["infer_ms_median"] <= 20.0
