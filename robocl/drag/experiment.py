@@ -36,6 +36,7 @@ from robocl.drag.model import DragModelConfig, DragPredictor
 from robocl.drag.plots import plot_metric_bars, plot_training
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
 from robocl.eval.progress import NullProgress
+from robocl.eval.sink import ResultSink
 
 LEARNED = {"drag_ms": True, "drag_global": False}  # method -> multiscale
 METHODS = (*LEARNED, "nearest_part", "rigid")
@@ -209,7 +210,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {m: {k: float(np.mean(v)) for k, v in metrics.items()} for m, metrics in acc.items()}
 
 
-def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink | None = None) -> dict[str, Any]:
+    """The whole experiment. With a `sink` (as from `robocl-run`) every finished row is on disk at
+    once (an interrupted run keeps its evaluations) and the returned `runs` is empty; without one,
+    the rows are returned."""
     spec = validate(cfg)
     progress = progress or NullProgress()
     run_dir = Path(run_dir)
@@ -225,6 +229,11 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
     if spec.eval_drags:
         tests = {s: d.subset(spec.eval_drags) for s, d in tests.items()}
     runs: list[dict[str, Any]] = []
+
+    def record(row: dict[str, Any]) -> None:
+        runs.append(row)
+        if sink is not None:
+            sink.add_run(row)
     notes: list[str] = []
     plots: list[Path] = []
     histories: dict[str, list[dict[str, float]]] = {}
@@ -248,7 +257,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
             for split, data in tests.items():
                 metrics = evaluate(predict, data)
                 row = {"method": method, "seed": seed, "task": SPLIT_TASK[split], **metrics}
-                runs.append(row)
+                record(row)
                 table[SPLIT_TASK[split]].setdefault(method, metrics)
                 progress.update(eval_task, advance=1, status=f"{method} {SPLIT_TASK[split]} epe {metrics['epe']:.1f}")
     # inference time of one drag on a 2,048-point cloud (the acceptance figure), on `threads` cores
@@ -258,7 +267,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
             continue
         t = inference_timing(model, cloud.points[0], cloud.colors[0], cloud.start[0], cloud.vec[0],
                              repeats=spec.timing_repeats)
-        runs.append({"method": name, "seed": seed, "task": "timing", **t})
+        record({"method": name, "seed": seed, "task": "timing", **t})
     # drag-MPC on held-out cabinets
     heldout = [o for o in index["objects"] if o["split"] == "test_instance"]
     renders: list[Path] = []
@@ -276,7 +285,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
                     def dyn(max_drag: float) -> NearestPartDynamics:
                         return NearestPartDynamics(max_drag)
                 row, pngs = _mpc_rows(method, seed, dyn, spec, heldout, run_dir, progress)
-                runs.append(row)
+                record(row)
                 renders += pngs
     plots.append(plot_metric_bars(table, ["epe", "part_iou", "axis_err_deg"], run_dir / "drag_metrics.png"))
     if histories:
@@ -294,4 +303,5 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None) -> dict[str, Any]:
         f"dataset {root}: {json.dumps({s: v['drags'] for s, v in index['splits'].items()})} drags; "
         f"wall time {time.time() - t_start:.0f} s on {spec.threads} threads",
     ]
-    return {"runs": runs, "summary": _summary(runs), "notes": notes, "plots": [str(p) for p in plots + renders]}
+    return {"runs": [] if sink is not None else runs, "summary": _summary(runs), "notes": notes,
+            "plots": [str(p) for p in plots + renders]}
