@@ -15,7 +15,8 @@ from robocl.eval.results import format_summary_table, summarize
 from robocl.eval.sink import ResultSink
 from robocl.factory import load_callable
 
-HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz"]
+HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
+            "epe", "part_iou", "open_success", "infer_ms_median"]  # the last four: cabinet_drag
 
 
 def validate_experiment(cfg: DictConfig) -> None:
