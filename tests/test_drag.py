@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -189,9 +191,6 @@ def test_batches_collate(tiny_data):
 @pytest.mark.parametrize("args, fragment", [(["--objects", "0"], "--objects"), (["--cameras", "9"], "--cameras"),
                                             ([], "--out")])
 def test_datagen_bad_arguments_one_line_exit_2(tmp_path, args, fragment):
-    import subprocess
-    import sys
-
     out = [] if fragment == "--out" else ["--out", str(tmp_path / "d")]
     proc = subprocess.run([sys.executable, "-m", "robocl.drag.datagen", *out, *args], capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr

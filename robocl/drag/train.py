@@ -5,7 +5,7 @@ points move at all). Stage 2 adds the part level: moving-part segmentation at fu
 type, axis, hinge pivot and joint motion, and the kinematic decoding of that joint estimate into
 rigid per-part motion (the model's output), refining the whole network at a lower learning rate. A checkpoint is written
 atomically (temp file + os.replace) after every epoch, so an interrupted run leaves a usable model,
-and beside it the stage's Lightning state (optimizer, schedule, epoch; `<checkpoint>.resume.ckpt`),
+and beside it the stage's Lightning state (optimizer, schedule, epoch; `<checkpoint>.stage<N>.ckpt`),
 so the next call with the same settings resumes at the next epoch instead of starting over.
 """
 
@@ -168,9 +168,9 @@ def resume_path(checkpoint: Path, stage: int) -> Path:
 
 def _resumable(checkpoint: Path | None, stage: int, done: int) -> Path | None:
     """The stage's Lightning state if it was saved at the end of its `done`-th epoch."""
-    if checkpoint is None or not done or not resume_path(checkpoint, stage).exists():
+    path = resume_path(checkpoint, stage) if checkpoint is not None and done else None
+    if path is None or not path.exists():
         return None
-    path = resume_path(checkpoint, stage)
     saved = torch.load(path, map_location="cpu", weights_only=False)
     return path if saved.get("epoch") == done - 1 else None
 
