@@ -18,7 +18,14 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
-from robocl.drag.train import TrainConfig, load_checkpoint, resume_path, train_two_stage
+from robocl.drag.train import (
+    TrainConfig,
+    discriminative_loss,
+    load_checkpoint,
+    resume_path,
+    save_checkpoint,
+    train_two_stage,
+)
 
 SMALL = DragModelConfig(point_width=16, levels=(Level(256, 12, 0.1, 32, 0.1), Level(64, 12, 0.25, 64, 0.25),
                                                 Level(16, 12, 0.6, 96, 0.6)), fp_width=64, out_width=48)
@@ -91,6 +98,37 @@ def test_baselines_and_augmentation(tiny_data):
     rot = rotate_z(batch, torch.full((len(split),), 0.4))
     assert torch.allclose(rot["displacement"].norm(dim=-1), batch["displacement"].norm(dim=-1), atol=1e-6)
     assert evaluate(nearest_part, split)["part_iou"] >= evaluate(rigid, split)["part_iou"]
+
+
+def test_discriminative_loss_matches_hand_computed_value():
+    # part 0: embeddings (0,0), (0.6,0): mean (0.3,0), each 0.3 away -> pull (0.3-0.25)^2 on 2 of 4 points;
+    # part 1: both at (1,0). Means 0.7 apart -> push (2-0.7)^2; mean norms 0.3, 1.0 -> reg 0.65
+    emb = torch.tensor([[[0.0, 0.0], [0.6, 0.0], [1.0, 0.0], [1.0, 0.0]]])
+    labels = torch.tensor([[0, 0, 1, 1]])
+    expected = 2 * 0.05**2 / 4 + 1.3**2 + 1e-3 * 0.65
+    assert float(discriminative_loss(emb, labels)) == pytest.approx(expected, rel=1e-4)
+    far = torch.tensor([[[0.0, 0.0], [0.0, 0.0], [3.0, 0.0], [3.0, 0.0]]])
+    assert float(discriminative_loss(far, labels)) == pytest.approx(1e-3 * 1.5, rel=1e-4)  # only reg
+
+
+def test_moves_head_gates_the_mask_and_old_checkpoints_load(tmp_path):
+    torch.manual_seed(0)
+    pts, cols = torch.rand(2, 512, 3), torch.rand(2, 512, 3)
+    model = DragPredictor(SMALL).eval()
+    with torch.inference_mode():
+        out = model(pts, cols, pts[:, 3], torch.randn(2, 3) * 0.1)
+    assert out.embedding.shape == (2, 512, SMALL.embed_dim) and out.moves_logit.shape == (2,)
+    out.moving_logit = torch.full_like(out.moving_logit, 10.0)
+    out.displacement = torch.full_like(out.displacement, 0.01)
+    out.moves_logit = torch.tensor([3.0, -3.0])  # the second drag moves nothing (a joint limit)
+    assert out.moving()[0].all() and not out.moving()[1].any()
+    legacy = DragPredictor(DragModelConfig(**{**SMALL.__dict__, "segmentation": "vote", "moves_head": False}))
+    path = save_checkpoint(tmp_path / "old.pt", legacy, [])
+    state = torch.load(path, weights_only=False)
+    del state["config"]["moves_head"], state["config"]["embed_dim"]  # written before those heads existed
+    torch.save(state, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.cfg.segmentation == "vote" and not loaded.cfg.moves_head
 
 
 def test_model_shapes_batching_and_ablation():

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from robocl.drag.dataset import DragBatches, DragSplit
-from robocl.drag.model import DragModelConfig, DragOutput, DragPredictor, Level
+from robocl.drag.model import EMBED_PULL, EMBED_PUSH, DragModelConfig, DragOutput, DragPredictor, Level
 from robocl.utils.io import atomic_torch_save
 
 
@@ -54,7 +54,8 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
     the gate collapses to "nothing moves": measured). Stage 2 (parts and joints): the same for the
     kinematic decoding (the model's output when decoder="kinematic"; the flow terms stay at half
     weight), the segmentation at full weight with its parts (on a movable part, part-centre
-    votes), joint type, axis, hinge pivot and joint motion.
+    votes, the part-instance embedding's pull/push loss, whether the drag moves anything), joint
+    type, axis, hinge pivot and joint motion.
     """
     moving = batch["moving"]
     n_mov = moving.sum().clamp_min(1)
@@ -73,9 +74,16 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
     f_all, f_mov, f_raw = motion_terms(out.flow_motion)
     terms = {"epe_cm": f_all, "epe_moving_cm": f_mov, "motion_cm": f_raw, "seg": seg, "movable": mov,
              "vote": vote}
+    parts = seg + mov + vote
+    if out.embedding is not None:
+        terms["embed"] = discriminative_loss(out.embedding, batch["labels"])
+        parts = parts + terms["embed"]
+    if out.moves_logit is not None:
+        terms["moves"] = F.binary_cross_entropy_with_logits(out.moves_logit, moving.any(dim=-1).float())
+        parts = parts + terms["moves"]
     flow_loss = f_all + f_mov + 0.5 * f_raw
     if stage == 1:
-        terms["loss"] = flow_loss + cfg.seg_weight * 5.0 * (seg + mov + vote)
+        terms["loss"] = flow_loss + cfg.seg_weight * 5.0 * parts
         return terms
     k_all, k_mov, k_raw = motion_terms(out.kin_motion)
     if out.displacement is not out.flow_motion:  # report what the model outputs
@@ -101,9 +109,26 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
         pv = zero
     terms.update(joint_type=jt, axis=ax, pivot=pv, amount=am)
     terms["loss"] = (k_all + k_mov + 0.5 * k_raw + 0.5 * flow_loss
-                     + cfg.seg_weight * 10.0 * (seg + mov + vote)
+                     + cfg.seg_weight * 10.0 * parts
                      + cfg.joint_weight * 10.0 * (jt + ax + pv + am))
     return terms
+
+
+def discriminative_loss(embedding: Tensor, labels: Tensor) -> Tensor:
+    """Pull each point's embedding (B,N,E) to within EMBED_PULL of its part's mean, push the means
+    of the parts of a cloud (the static body is one) at least 2 * EMBED_PUSH apart, and keep the
+    means near the origin (De Brabandere et al. 2017)."""
+    onehot = F.one_hot(labels.clamp_min(0), int(labels.max()) + 1).float()  # (B,N,K)
+    counts = onehot.sum(dim=1)  # (B,K)
+    present = counts > 0
+    means = (onehot.transpose(1, 2) @ embedding) / counts[..., None].clamp_min(1)  # (B,K,E)
+    d_own = ((embedding - onehot @ means).pow(2).sum(-1) + 1e-10).sqrt()
+    pull = F.relu(d_own - EMBED_PULL).pow(2).mean()
+    d_means = ((means[:, :, None] - means[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
+    pairs = present[:, :, None] & present[:, None] & ~torch.eye(means.shape[1], dtype=torch.bool)[None]
+    push = (F.relu(2 * EMBED_PUSH - d_means).pow(2) * pairs).sum() / pairs.sum().clamp_min(1)
+    reg = (means.norm(dim=-1) * present).sum() / present.sum().clamp_min(1)
+    return pull + push + 1e-3 * reg
 
 
 def part_centres(points: Tensor, labels: Tensor) -> Tensor:
@@ -212,6 +237,7 @@ def save_checkpoint(path: Path, model: DragPredictor, history: list[dict[str, fl
 def load_checkpoint(path: Path) -> tuple[DragPredictor, dict[str, Any]]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     cfg = dict(state["config"])
+    cfg.setdefault("moves_head", False)  # checkpoints written before the moves head
     cfg["levels"] = tuple(Level(**lv) if isinstance(lv, dict) else Level(*lv) for lv in cfg["levels"])
     model = DragPredictor(DragModelConfig(**cfg))
     model.load_state_dict(state["model"])
