@@ -118,10 +118,8 @@ def discriminative_loss(embedding: Tensor, labels: Tensor) -> Tensor:
     """Pull each point's embedding (B,N,E) to within EMBED_PULL of its part's mean, push the means
     of the parts of a cloud (the static body is one) at least 2 * EMBED_PUSH apart, and keep the
     means near the origin (De Brabandere et al. 2017)."""
-    onehot = F.one_hot(labels.clamp_min(0), int(labels.max()) + 1).float()  # (B,N,K)
-    counts = onehot.sum(dim=1)  # (B,K)
+    onehot, means, counts = part_means(embedding, labels)
     present = counts > 0
-    means = (onehot.transpose(1, 2) @ embedding) / counts[..., None].clamp_min(1)  # (B,K,E)
     d_own = ((embedding - onehot @ means).pow(2).sum(-1) + 1e-10).sqrt()
     pull = F.relu(d_own - EMBED_PULL).pow(2).mean()
     d_means = ((means[:, :, None] - means[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
@@ -131,11 +129,17 @@ def discriminative_loss(embedding: Tensor, labels: Tensor) -> Tensor:
     return pull + push + 1e-3 * reg
 
 
+def part_means(values: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-part means (B,K,C) of per-point values (B,N,C), with the one-hot labels (B,N,K) and the
+    points per part (B,K); K = the largest label + 1 (a part absent from a cloud has mean 0)."""
+    onehot = F.one_hot(labels.clamp_min(0), int(labels.max()) + 1).float()
+    counts = onehot.sum(dim=1)
+    return onehot, (onehot.transpose(1, 2) @ values) / counts[..., None].clamp_min(1), counts
+
+
 def part_centres(points: Tensor, labels: Tensor) -> Tensor:
     """Each point's part centroid (B,N,3): the target of the part-centre votes."""
-    onehot = F.one_hot(labels.clamp_min(0), int(labels.max()) + 1).float()  # (B,N,K)
-    sums = onehot.transpose(1, 2) @ points
-    centres = sums / onehot.sum(dim=1)[..., None].clamp_min(1)
+    onehot, centres, _ = part_means(points, labels)
     return onehot @ centres
 
 
