@@ -36,6 +36,7 @@ from robocl.drag.model import DragModelConfig, DragPredictor
 from robocl.drag.plots import plot_metric_bars, plot_training
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
 from robocl.eval.progress import NullProgress
+from robocl.eval.results import write_metrics_csv
 from robocl.eval.sink import ResultSink
 
 LEARNED = {"drag_ms": True, "drag_global": False}  # method -> multiscale
@@ -81,7 +82,8 @@ def validate(cfg: DictConfig) -> Spec:
         stage1_epochs=_num(cfg, "drag.stage1_epochs", lo=0, integer=True),
         stage2_epochs=_num(cfg, "drag.stage2_epochs", lo=0, integer=True),
         batch_size=_num(cfg, "drag.batch_size", lo=1, integer=True),
-        lr=_num(cfg, "drag.lr", lo=0, lo_open=True), stage2_lr=_num(cfg, "drag.stage2_lr", lo=0, lo_open=True))
+        lr=_num(cfg, "drag.lr", lo=0, lo_open=True), stage2_lr=_num(cfg, "drag.stage2_lr", lo=0, lo_open=True),
+        embed_weight=_num(cfg, "drag.embed_weight", lo=0))
     eval_drags = OmegaConf.select(cfg, "drag.eval_drags")
     if eval_drags is not None:
         eval_drags = _num(cfg, "drag.eval_drags", lo=1, integer=True)
@@ -171,7 +173,9 @@ def _mpc_rows(method: str, seed: int, dynamics_for: Any, spec: Spec, heldout: li
             png = run_dir / "renders" / f"open_{method}_s{seed}_{i}.png" if i < m["renders"] else None
             r = run_episode(env, task, mpc, max_steps=m["max_steps"], n_points=spec.data.points, seed=1000 * seed + i,
                             render_to=png, label=method)
-            results.append(r)
+            results.append({"episode": i, "part": task.part, **r})
+            # one row per episode, rewritten after each (an interrupted run keeps the finished ones)
+            write_metrics_csv(run_dir / f"open_episodes_{method}_s{seed}.csv", results)
             if png is not None:
                 renders.append(png)
             rate = np.mean([x["success"] for x in results])

@@ -66,7 +66,7 @@ class DragModelConfig:
     point_width: int = 32
     point_sigma: float = 0.05
     levels: tuple[Level, ...] = field(default=(
-        Level(512, 16, 0.08, 64, 0.08),
+        Level(384, 16, 0.08, 64, 0.08),
         Level(128, 16, 0.2, 128, 0.2),
         Level(32, 16, 0.5, 256, 0.5),
     ))
@@ -114,10 +114,15 @@ def knn(query: Tensor, ref: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def gather(x: Tensor, idx: Tensor) -> Tensor:
-    """x (B,R,C) at idx (B,M,k) -> (B,M,k,C); an idx of batch 1 is shared by all B."""
-    b, m, k = x.shape[0], idx.shape[1], idx.shape[2]
-    flat = idx.reshape(idx.shape[0], m * k, 1).expand(b, -1, x.shape[-1])
-    return x.gather(1, flat).view(b, m, k, x.shape[-1])
+    """x (B,R,C) at idx (B,M,k) -> (B,M,k,C); an idx of batch 1 is shared by all B.
+
+    One `index_select` on the flattened rows (`torch.gather` with an expanded index is ~20x slower
+    here: 1.9 vs 0.1 ms for 2,048 x 16 rows of 32, measured)."""
+    b, r, c = x.shape
+    m, k = idx.shape[1], idx.shape[2]
+    offsets = torch.arange(b, device=idx.device)[:, None] * r
+    flat = (idx.reshape(idx.shape[0], m * k) + offsets).reshape(-1)
+    return x.reshape(b * r, c).index_select(0, flat).view(b, m, k, c)
 
 
 def rotate(v: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
@@ -164,7 +169,7 @@ class SetAbstraction(nn.Module):
 
     def forward(self, feat: Tensor, idx: Tensor, rel: Tensor) -> Tensor:
         h = gather(self.lin_feat(feat), idx) + self.lin_rel(rel)
-        return self.rest(torch.relu(self.norm(h))).max(dim=2).values
+        return self.rest(torch.relu(self.norm(h))).amax(dim=2)
 
 
 def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
@@ -327,7 +332,7 @@ class DragPredictor(nn.Module):
             elif i == n_levels - 1:
                 h = self._inject(h, geo.xyz[i + 1], s, self.drag_mlps[0](code), None)
             feats.append(h)
-        glob = feats[-1].max(dim=1).values
+        glob = feats[-1].amax(dim=1)
         up = feats[-1]
         for j, fp in enumerate(self.fp):
             lvl = n_levels - j  # level lvl -> lvl-1

@@ -235,7 +235,7 @@ def run_episode(env: CabinetEnv, task: OpenTask, mpc: DragMPC, max_steps: int = 
         save_before_after(render_to, before, env.render(), f"{label}: {'success' if success else 'fail'}, "
                           f"error {error:.3f} {unit} after {steps} drag(s)")
     return {"success": success, "error": float(error), "steps": steps, "solved_at": solved_at,
-            "kind": task.spec.parts[k].kind,
+            "kind": task.spec.parts[k].kind, "others_moved": float(np.delete(np.abs(q), k).max(initial=0.0)),
             "target": task.target, "plan_ms_median": float(np.median(plan_ms)) if plan_ms else 0.0}
 
 

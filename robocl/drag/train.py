@@ -40,6 +40,7 @@ class TrainConfig:
     stage2_lr: float = 7e-4
     weight_decay: float = 1e-5
     seg_weight: float = 1.0
+    embed_weight: float = 3.0  # of the embedding's pull/push loss within the segmentation terms
     joint_weight: float = 0.3
     augment: bool = True
     seed: int = 0
@@ -77,7 +78,7 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
     parts = seg + mov + vote
     if out.embedding is not None:
         terms["embed"] = discriminative_loss(out.embedding, batch["labels"])
-        parts = parts + terms["embed"]
+        parts = parts + cfg.embed_weight * terms["embed"]
     if out.moves_logit is not None:
         terms["moves"] = F.binary_cross_entropy_with_logits(out.moves_logit, moving.any(dim=-1).float())
         parts = parts + terms["moves"]
