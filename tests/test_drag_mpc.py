@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -102,6 +103,10 @@ def test_cabinet_drag_experiment_small(tmp_path):
         assert {"epe", "part_iou", "epe_category"} <= set(summary[method])
     assert "open_success" in summary["drag_ms"] and "infer_ms_median" in summary["drag_ms"]
     assert all(p.endswith(".png") for p in out["plots"]) and len(out["plots"]) >= 3
+    for method in ("drag_ms", "drag_global", "nearest_part"):  # one row per drag-MPC episode
+        rows = list(csv.DictReader((tmp_path / "run" / f"open_episodes_{method}_s0.csv").open()))
+        assert [int(r["episode"]) for r in rows] == [0, 1] and {r["kind"] for r in rows} <= {"drawer", "door"}
+        assert all(float(r["others_moved"]) >= 0 and int(r["steps"]) <= 2 for r in rows)
     json.dumps(out)  # plain JSON
 
 
