@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
+from robocl.continual.penalties import quadratic_anchor
 from robocl.continual.trainable import TrainableStrategy, common_kwargs, snapshot
 from robocl.dynamics.base import DynamicsModel, Transitions
 
@@ -67,11 +68,10 @@ class EWC(TrainableStrategy):
     def penalty(self) -> Tensor:
         if self.fisher is None or self.anchor is None:
             return torch.zeros(())
-        total = torch.zeros(())
-        for name, p in self.model.named_parameters():
-            if name in self.fisher:
-                total = total + (self.fisher[name] * (p - self.anchor[name]).pow(2)).sum()
-        return 0.5 * self.strength * total
+        named = dict(self.model.named_parameters())
+        names = list(self.fisher)
+        return 0.5 * self.strength * quadratic_anchor([named[k] for k in names], [self.anchor[k] for k in names],
+                                                      [self.fisher[k] for k in names])
 
     def consolidate(self, data: Transitions) -> None:
         new = diagonal_fisher(self.model, data, self.fisher_samples, self.generator)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robocl.continual.penalties import quadratic_anchor
 from robocl.continual.trainable import TrainableStrategy, common_kwargs, snapshot
 from robocl.dynamics.base import DynamicsModel, Transitions
 
@@ -24,8 +25,7 @@ class L2(TrainableStrategy):
     def penalty(self) -> Tensor:
         if self.anchor is None:
             return torch.zeros(())
-        params = self.trainable_parameters()
-        return self.strength * sum((p - a).pow(2).sum() for p, a in zip(params, self.anchor))
+        return self.strength * quadratic_anchor(self.trainable_parameters(), self.anchor)
 
     def consolidate(self, data: Transitions) -> None:
         self.anchor = snapshot(self.trainable_parameters())

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robocl.continual.penalties import quadratic_anchor
 from robocl.continual.trainable import TrainableStrategy, common_kwargs, snapshot
 from robocl.dynamics.base import DynamicsModel, Transitions
 
@@ -45,9 +46,7 @@ class SI(TrainableStrategy):
     def penalty(self) -> Tensor:
         if self.anchor is None:
             return torch.zeros(())
-        params = self.trainable_parameters()
-        total = sum((imp * (p - a).pow(2)).sum() for p, a, imp in zip(params, self.anchor, self.importance))
-        return self.strength * total
+        return self.strength * quadratic_anchor(self.trainable_parameters(), self.anchor, self.importance)
 
     @torch.no_grad()
     def consolidate(self, data: Transitions) -> None:

@@ -14,6 +14,9 @@ from torch.utils.data import Dataset
 from robocl.drag.datagen import load_index
 from robocl.drag.model import DragPredictor, Neighbors
 
+CLOUD_FIELDS = ("points", "colors", "labels", "object")
+DRAG_FIELDS = ("start", "vec", "part", "joint_type", "axis", "origin", "delta", "displacement", "moving")
+
 
 @dataclass
 class DragSplit:
@@ -41,8 +44,28 @@ class DragSplit:
     def subset(self, n_drags: int) -> DragSplit:
         """The first `n_drags` drags (clouds kept whole: they are shared)."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k in ("state", "start", "vec", "part", "joint_type", "axis", "origin", "delta", "displacement", "moving"):
+        for k in ("state", *DRAG_FIELDS):
             kw[k] = kw[k][:n_drags]
+        return DragSplit(**kw)
+
+    def take(self, drags: Tensor) -> DragSplit:
+        """Drags `drags` with only the clouds they use (what a replay buffer of old drags keeps)."""
+        clouds, state = torch.unique(self.state[drags], return_inverse=True)
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in CLOUD_FIELDS:
+            kw[k] = kw[k][clouds]
+        for k in DRAG_FIELDS:
+            kw[k] = kw[k][drags]
+        kw["state"] = state
+        kw["neighbors"] = None if self.neighbors is None else self.neighbors.select(clouds)
+        return DragSplit(**kw)
+
+    @staticmethod
+    def concat(splits: list[DragSplit]) -> DragSplit:
+        """One split of several (cloud indices re-based; cached neighbours dropped)."""
+        offsets = torch.tensor([0] + [len(s.points) for s in splits[:-1]]).cumsum(0)
+        kw = {k: torch.cat([getattr(s, k) for s in splits]) for k in (*CLOUD_FIELDS, *DRAG_FIELDS)}
+        kw["state"] = torch.cat([s.state + int(o) for s, o in zip(splits, offsets)])
         return DragSplit(**kw)
 
     def batch(self, idx: Tensor) -> dict[str, Tensor]:

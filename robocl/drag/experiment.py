@@ -64,12 +64,13 @@ def _num(cfg: DictConfig, key: str, **kw: Any) -> Any:
     return check.number(cfg, key, **kw)
 
 
-def validate(cfg: DictConfig) -> Spec:
-    """Every `drag.*` key checked before any compute starts (one clear line on a bad value)."""
+def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
+    """Every `drag.*` key checked before any compute starts (one clear line on a bad value);
+    `methods` must be among `accepted`."""
     methods = check.string_list(cfg, "methods")
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in accepted]
     if bad:
-        raise UsageError(f"methods: unknown {bad}; accepted: {list(METHODS)}")
+        raise UsageError(f"methods: unknown {bad}; accepted: {list(accepted)}")
     seeds = check.int_list(cfg, "seeds")
     points = _num(cfg, "drag.points", lo=512, integer=True)
     data = DatagenConfig(

@@ -30,6 +30,8 @@ from robocl.drag.dataset import DragBatches, DragSplit
 from robocl.drag.model import EMBED_PULL, EMBED_PUSH, DragModelConfig, DragOutput, DragPredictor, Level
 from robocl.utils.io import atomic_torch_save
 
+Penalty = Callable[[DragPredictor], Tensor]
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -151,9 +153,11 @@ def run_model(model: DragPredictor, batch: dict[str, Tensor]) -> DragOutput:
 class DragModule(pl.LightningModule):
     """Lightning wrapper: one stage at a time; the plain nn.Module stays usable without Lightning."""
 
-    def __init__(self, model: DragPredictor, cfg: TrainConfig, stage: int, lr: float, total_steps: int) -> None:
+    def __init__(self, model: DragPredictor, cfg: TrainConfig, stage: int, lr: float, total_steps: int,
+                 penalty: Penalty | None = None) -> None:
         super().__init__()
         self.model = model
+        self.penalty = penalty
         self.cfg = cfg
         self.stage = stage
         self.lr = lr
@@ -163,6 +167,9 @@ class DragModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         terms = drag_losses(run_model(self.model, batch), batch, self.stage, self.cfg)
+        if self.penalty is not None:  # a continual strategy's pull toward earlier tasks
+            terms["penalty"] = self.penalty(self.model)
+            terms["loss"] = terms["loss"] + terms["penalty"]
         for k, v in terms.items():
             self._acc.setdefault(k, []).append(float(v.detach()))
         self.log("loss", terms["loss"], prog_bar=True, on_step=True, on_epoch=False)
@@ -263,13 +270,14 @@ def _finished_epochs(model: DragPredictor, cfg: TrainConfig, checkpoint: Path | 
 
 def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, checkpoint: Path | None = None,
                     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-                    progress_bar: bool = False) -> list[dict[str, float]]:
+                    progress_bar: bool = False, penalty: Penalty | None = None) -> list[dict[str, float]]:
     """Stage 1 (motion) then stage 2 (+ segmentation and joint heads); returns per-epoch losses.
 
     With a `checkpoint` left unfinished by an interrupted call with the same settings, training
     resumes after its last finished epoch (optimizer and schedule from the Lightning state; a
     stage whose state is missing restarts its schedule over the epochs it has left). The batch
-    order after a resume differs from an uninterrupted run's."""
+    order after a resume differs from an uninterrupted run's. `penalty(model)` is added to every
+    step's loss (a continual strategy's regularizer, robocl.drag.continual)."""
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     if data.neighbors is None:
         data.attach_neighbors(model)
@@ -288,7 +296,7 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
         resume_from = _resumable(checkpoint, stage, done)
         if done and resume_from is None:  # no Lightning state: the rest of the stage, a fresh schedule
             epochs -= done
-        module = DragModule(model, cfg, stage, lr, total_steps=epochs * per_epoch)
+        module = DragModule(model, cfg, stage, lr, total_steps=epochs * per_epoch, penalty=penalty)
         callbacks: list[pl.Callback] = []
         if checkpoint is not None:
             callbacks.append(AtomicCheckpoint(checkpoint, history, {"train": asdict(cfg)}))
