@@ -142,8 +142,8 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
     assert set(out["summary"]) == {"finetune", "l2", "ewc", "coreset"}
     rows = {r["method"]: r for r in out["runs"]}
     for row in rows.values():
-        assert {"part_iou_cabinet+drawer_unit", "part_iou_fridge", "part_iou_forgetting", "epe_bwt"} <= set(row)
-        assert 0.0 <= row["part_iou_fridge"] <= 1.0
+        assert {"part_iou_old", "part_iou_new", "part_iou_forgetting", "epe_bwt", "axis_err_deg_avg_acc"} <= set(row)
+        assert 0.0 <= row["part_iou_new"] <= 1.0
     report = (tmp_path / "run" / "continual.md").read_text()
     assert "finetune: part_iou R[i][j]" in report and "coreset: epe R[i][j]" in report
     assert all((tmp_path / "run" / f"heatmap_{m}.png").stat().st_size > 0 for m in ("part_iou", "epe"))

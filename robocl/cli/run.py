@@ -16,7 +16,9 @@ from robocl.eval.sink import ResultSink
 from robocl.factory import load_callable
 
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
-            "epe", "part_iou", "open_success", "infer_ms_median"]  # the last four: cabinet_drag
+            "epe", "part_iou", "open_success", "infer_ms_median",  # cabinet_drag
+            "part_iou_old", "part_iou_new", "part_iou_forgetting", "epe_old", "epe_new",  # drag_continual
+            "epe_forgetting"]
 
 
 def validate_experiment(cfg: DictConfig) -> None:

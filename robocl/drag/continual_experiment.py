@@ -128,8 +128,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
             matrices = {m: [before[m], after[m]] for m in METRICS}
             row: dict[str, Any] = {"method": name, "seed": seed, "task": "sequence"}
             for m, higher in METRICS.items():
-                for j, task_name in enumerate(names):
-                    row[f"{m}_{task_name}"] = after[m][j]
+                row[f"{m}_old"], row[f"{m}_new"] = after[m]
                 row.update(cm.summarize_matrix(matrices[m], higher, prefix=f"{m}_"))
             rows.append(row)
             details[f"{name}/s{seed}"] = {"matrices": matrices}
@@ -143,8 +142,8 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
         f"tasks: {names[0]} (cabinet_drag's training set and {BASE_MODEL} model), then {names[1]} "
         f"({spec1.data.objects} new training objects, {len(train1)} drags); evaluated on cabinet_drag's "
         "held-out instances (task 0) and held-out category (task 1).",
-        "R[i][j]: metric on task j after training task i; forgetting > 0 and bwt < 0 mean task 0 got worse "
-        "(for epe and axis_err_deg too: lower is better there).",
+        "METRIC_old / METRIC_new: on task 0 / task 1 after learning task 1; R[i][j]: on task j after task i; "
+        "forgetting > 0 and bwt < 0 mean task 0 got worse (for epe and axis_err_deg too: lower is better there).",
         f"wall time {time.time() - t_start:.0f} s on {spec.threads} threads",
     ]
     summary = {r["method"]: {k: v for k, v in r.items() if isinstance(v, float)} for r in rows}
@@ -158,10 +157,12 @@ def _reports(run_dir: Path, details: dict[str, dict[str, Any]], names: list[str]
     first: dict[str, dict[str, Any]] = {}
     for key, d in details.items():
         first.setdefault(key.rsplit("/", 1)[0], d)
-    cols = [f"{m}_{t}" for m in METRICS for t in names] + [f"{m}_forgetting" for m in METRICS]
+    cols = [f"{m}_{t}" for m in METRICS for t in ("old", "new", "forgetting")]
     summary = {name: {c: float(np.mean([r[c] for r in rows if r["method"] == name and r.get(c) is not None]))
                       for c in cols} for name in first}
-    parts = ["# drag_continual: new object categories as tasks", "", "Tasks: " + ", ".join(names), "",
+    parts = ["# drag_continual: new object categories as tasks", "",
+             f"Tasks: {names[0]} (old, task 0), then {names[1]} (new, task 1). `_old`/`_new`: after task 1, "
+             "on each task's held-out drags; forgetting > 0: task 0 got worse.", "",
              cm.markdown_summary(summary, cols), ""]
     for method, d in first.items():
         for m in METRICS:
