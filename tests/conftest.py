@@ -21,6 +21,15 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """The machine is shared: one torch thread (also faster than two at the drag tests' sizes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def ugv_data():
     """Nominal-regime exploration transitions: (train, held-out)."""

@@ -31,14 +31,7 @@ SMALL = DragModelConfig(point_width=16, levels=(Level(256, 12, 0.1, 32, 0.1), Le
                                                 Level(16, 12, 0.6, 96, 0.6)), fp_width=64, out_width=48)
 
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one torch thread (also faster than two at these sizes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

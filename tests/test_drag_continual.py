@@ -21,12 +21,7 @@ SMALL = DragModelConfig(point_width=16, levels=(Level(256, 12, 0.1, 32, 0.1), Le
                         decoder="flow")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

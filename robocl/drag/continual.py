@@ -30,7 +30,7 @@ SETTINGS = {"finetune": (), "l2": ("l2_strength",), "ewc": ("ewc_strength", "fis
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    l2_strength: float = 1.0
+    l2_strength: float = 10.0
     ewc_strength: float = 100.0
     fisher_samples: int = 128
     coreset_drags: int = 512

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from robocl import config_check as check
@@ -28,7 +27,7 @@ from robocl.drag.continual import SETTINGS, STRATEGIES, StrategyConfig, make_str
 from robocl.drag.datagen import load_index
 from robocl.drag.dataset import load_split
 from robocl.drag.evaluate import evaluate
-from robocl.drag.experiment import CACHE_VERSION, Spec, _cache_dir, _hash, dataset, trained_model
+from robocl.drag.experiment import CACHE_VERSION, Spec, _hash, dataset, trained_model, workspace
 from robocl.drag.experiment import validate as validate_drag
 from robocl.drag.model import DragPredictor
 from robocl.drag.train import TrainConfig, load_checkpoint, train_two_stage
@@ -74,14 +73,8 @@ def _scores(model: DragPredictor, tests: dict[str, Any]) -> dict[str, list[float
 def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink | None = None) -> dict[str, Any]:
     spec, cl = validate(cfg)
     progress = progress or NullProgress()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(spec.threads)
-    t_start = time.time()
-    cache = _cache_dir(cfg, run_dir)
-    root0 = dataset(spec, cache, progress)
-    index0 = load_index(root0)
-    data_key = _hash(index0["config"]) + _hash(index0["splits"])
+    ws = workspace(cfg, spec, run_dir, progress)
+    run_dir, cache, root0, index0, data_key = ws.run_dir, ws.cache, ws.root, ws.index, ws.data_key
     new_cats = spec.data.heldout_categories
     spec1 = replace(spec, data=replace(spec.data, objects=cl["task_objects"], heldout_objects=1,
                                        train_categories=new_cats, seed=spec.data.seed + 1))
@@ -144,7 +137,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
         "held-out instances (task 0) and held-out category (task 1).",
         "METRIC_old / METRIC_new: on task 0 / task 1 after learning task 1; R[i][j]: on task j after task i; "
         "forgetting > 0 and bwt < 0 mean task 0 got worse (for epe and axis_err_deg too: lower is better there).",
-        f"wall time {time.time() - t_start:.0f} s on {spec.threads} threads",
+        f"wall time {time.time() - ws.t_start:.0f} s on {spec.threads} threads",
     ]
     summary = {r["method"]: {k: v for k, v in r.items() if isinstance(v, float)} for r in rows}
     return {"runs": [] if sink is not None else rows, "summary": summary, "notes": notes,

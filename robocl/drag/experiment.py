@@ -126,6 +126,28 @@ def dataset(spec: Spec, cache: Path, progress: Any) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Workspace:
+    run_dir: Path
+    cache: Path
+    root: Path  # the dataset
+    index: dict[str, Any]
+    data_key: str  # what trained models' cache keys depend on
+    t_start: float
+
+
+def workspace(cfg: DictConfig, spec: Spec, run_dir: Path, progress: Any) -> Workspace:
+    """Run directory, threads, cache and the dataset (generated on first use) of a drag experiment."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(spec.threads)
+    t_start = time.time()
+    cache = _cache_dir(cfg, run_dir)
+    root = dataset(spec, cache, progress)
+    index = load_index(root)
+    return Workspace(run_dir, cache, root, index, _hash(index["config"]) + _hash(index["splits"]), t_start)
+
+
 def trained_model(name: str, seed: int, spec: Spec, train: DragSplit, data_key: str, cache: Path,
                   progress: Any) -> tuple[DragPredictor, list[dict[str, float]]]:
     """A trained variant from the cache, or trained now (checkpointed atomically every epoch; an
@@ -221,14 +243,8 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
     the rows are returned."""
     spec = validate(cfg)
     progress = progress or NullProgress()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(spec.threads)
-    t_start = time.time()
-    cache = _cache_dir(cfg, run_dir)
-    root = dataset(spec, cache, progress)
-    index = load_index(root)
-    data_key = _hash(index["config"]) + _hash(index["splits"])
+    ws = workspace(cfg, spec, run_dir, progress)
+    run_dir, cache, root, index, data_key, t_start = ws.run_dir, ws.cache, ws.root, ws.index, ws.data_key, ws.t_start
     train = load_split(root, "train")
     tests = {s: load_split(root, s) for s in SPLIT_TASK}
     if spec.eval_drags:
