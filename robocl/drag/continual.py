@@ -132,7 +132,7 @@ def drag_fisher(model: DragPredictor, data: DragSplit, train: TrainConfig, sampl
     fisher = [torch.zeros_like(p) for p in params]
     idx = torch.randperm(len(data), generator=generator)[: min(samples, len(data))]
     was_training = model.training
-    model.eval()
+    model.train()  # the training loss (eval mode adds the mask refinement and a hard gate)
     with torch.enable_grad():
         for i in idx:
             batch = data.batch(i[None])
