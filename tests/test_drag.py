@@ -18,6 +18,7 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
+from robocl.drag.refine import MaskRefinement, refine_probability, smoothing_matrix
 from robocl.drag.train import (
     TrainConfig,
     discriminative_loss,
@@ -151,6 +152,42 @@ def test_predict_many_equals_batched_forward():
     with torch.inference_mode():
         batched = model(pts.expand(5, -1, -1), cols.expand(5, -1, -1), starts, vecs)
     assert torch.allclose(many.displacement, batched.displacement, atol=1e-5)
+
+
+def test_mask_refinement_by_hand():
+    """Three points in a row, the middle one the colour of the left: one mean-field step averages
+    each point's probability over its neighbours, weighted by distance and colour (by hand)."""
+    cfg = MaskRefinement(iterations=1, sigma_xyz=0.1, sigma_rgb=0.1)
+    xyz = torch.tensor([[[0.0, 0, 0], [0.05, 0, 0], [0.1, 0, 0]]])
+    rgb = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0], [0.0, 1, 0]]])
+    groups = torch.tensor([[[0, 1, 2], [0, 1, 2], [0, 1, 2]]])
+    p = torch.tensor([[1.0, 0.2, 0.0]])
+    dense = smoothing_matrix(xyz, rgb, groups, cfg).to_dense()
+    w = torch.exp(-0.5 * (torch.cdist(xyz[0], xyz[0]) ** 2 / 0.01 + torch.cdist(rgb[0], rgb[0]) ** 2 / 0.01))
+    assert torch.allclose(dense, w / w.sum(-1, keepdim=True), atol=1e-6)
+    out = refine_probability(p, smoothing_matrix(xyz, rgb, groups, cfg), 1)
+    assert torch.allclose(out, p @ (w / w.sum(-1, keepdim=True)).T, atol=1e-6)
+    assert out[0, 1] > 0.5 > p[0, 1]  # pulled to the neighbour of its own colour
+    assert out[0, 2] < 0.01  # the other colour barely listens
+
+
+def test_refined_eval_output_is_a_rigid_part_motion():
+    """In eval mode the refined mask moves with the joint motion, unscaled; in training the soft gate."""
+    torch.manual_seed(2)
+    model = DragPredictor(SMALL)
+    pts, cols = torch.rand(1, 512, 3), torch.rand(1, 512, 3)
+    start, vec = pts[:, 0], torch.full((1, 3), 0.05)
+    soft = model(pts, cols, start, vec)
+    assert torch.allclose(soft.displacement, soft.gate * soft.kin_motion)
+    with torch.inference_mode():
+        hard = model.eval()(pts, cols, start, vec)
+        plain = DragPredictor(SMALL, refinement=None).eval()
+        plain.load_state_dict(model.state_dict())
+        unrefined = plain(pts, cols, start, vec)
+    moving = (hard.moving_logit > 0) & (hard.moves_logit > 0)[:, None]
+    assert torch.equal(hard.displacement, moving[..., None] * hard.kin_motion)
+    assert torch.allclose(unrefined.displacement, unrefined.gate * unrefined.kin_motion)
+    assert not torch.allclose(hard.moving_logit, unrefined.moving_logit)
 
 
 def test_small_model_overfits_tiny_dataset(tiny_data, tmp_path):

@@ -150,6 +150,7 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
     (["methods=[hypercrl]"], "methods: unknown ['hypercrl']"),
     (["drag.continual.epochs=0"], "drag.continual.epochs"),
     (["drag.continual.l2_strength=-1"], "drag.continual.l2_strength"),
+    (["drag.refine.sigma_xyz=0"], "drag.refine.sigma_xyz"),
 ])
 def test_bad_continual_settings_one_line_exit_2(tmp_path, args, fragment):
     exe = Path(sys.executable).with_name("robocl-run")

@@ -110,6 +110,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
             path = cache / f"drag-cl-{name}-s{seed}-{key}.pt"
             if path.exists() and load_checkpoint(path)[1].get("complete"):
                 model, _ = load_checkpoint(path)
+                model.refinement = spec.refinement
                 progress.log(f"{name} s{seed}: loaded {path}")
             else:
                 task = progress.add_task(f"task 1 {name} s{seed}", total=cl["epochs"], status="")

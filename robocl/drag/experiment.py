@@ -34,6 +34,7 @@ from robocl.drag.dataset import DragSplit, load_split
 from robocl.drag.evaluate import evaluate, inference_timing
 from robocl.drag.model import DragModelConfig, DragPredictor
 from robocl.drag.plots import plot_metric_bars, plot_training
+from robocl.drag.refine import MaskRefinement
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
 from robocl.eval.progress import NullProgress
 from robocl.eval.results import write_metrics_csv
@@ -58,6 +59,7 @@ class Spec:
     timing_repeats: int
     threads: int
     mpc: dict[str, Any]
+    refinement: MaskRefinement
 
 
 def _num(cfg: DictConfig, key: str, **kw: Any) -> Any:
@@ -96,10 +98,13 @@ def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
         "max_drag": _num(cfg, "drag.mpc.max_drag", lo=0, lo_open=True),
         "renders": _num(cfg, "drag.mpc.renders", lo=0, integer=True),
     }
+    refinement = MaskRefinement(iterations=_num(cfg, "drag.refine.iterations", lo=0, integer=True),
+                                sigma_xyz=_num(cfg, "drag.refine.sigma_xyz", lo=0, lo_open=True),
+                                sigma_rgb=_num(cfg, "drag.refine.sigma_rgb", lo=0, lo_open=True))
     data_dir = OmegaConf.select(cfg, "drag.data_dir")
     threads = OmegaConf.select(cfg, "runtime.threads", default=2)
     return Spec(methods, seeds, data, train, str(data_dir) if data_dir else None, eval_drags,
-                _num(cfg, "drag.timing_repeats", lo=1, integer=True), int(threads or 2), mpc)
+                _num(cfg, "drag.timing_repeats", lo=1, integer=True), int(threads or 2), mpc, refinement)
 
 
 def _hash(obj: Any) -> str:
@@ -161,6 +166,7 @@ def trained_model(name: str, seed: int, spec: Spec, train: DragSplit, data_key: 
         model, state = load_checkpoint(path)
         if state.get("complete"):
             progress.log(f"{name} seed {seed}: loaded {path}")
+            model.refinement = spec.refinement
             return model, state["history"]
         finished = len(state["history"])
         progress.log(f"{name} seed {seed}: resuming {path} after epoch {finished}")
@@ -173,6 +179,7 @@ def trained_model(name: str, seed: int, spec: Spec, train: DragSplit, data_key: 
         progress.update(task, advance=1, status=f"stage {stage} epe {losses['epe_cm']:.2f} cm")
 
     history = train_two_stage(model, train, tcfg, checkpoint=path, on_epoch=on_epoch)
+    model.refinement = spec.refinement  # inference-time post-processing: not in the cache key
     return model, history
 
 
