@@ -37,6 +37,8 @@ def tasks(tmp_path_factory):
 
 
 def mean_loss(model: DragPredictor, data: DragSplit, cfg: TrainConfig) -> float:
+    """The stage-2 training loss over all drags (train mode: without the eval-time refinement)."""
+    model.train()
     with torch.no_grad():
         batch = data.batch(torch.arange(len(data)))
         return float(drag_losses(run_model(model, batch), batch, 2, cfg)["loss"])
