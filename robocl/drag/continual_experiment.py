@@ -102,17 +102,18 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
         for name in spec.methods:
             scfg = replace(cl["strategy"], seed=seed)
             model = copy.deepcopy(base)
-            strategy = make_strategy(name, scfg)
-            strategy.consolidate(model, train0, tcfg)
             key = _hash({"v": CACHE_VERSION, "base": data_key, "task1": _hash(index1["config"]),
                          "strategy": name, "cfg": {k: getattr(scfg, k) for k in SETTINGS[name]},
                          "train": asdict(tcfg), "model": asdict(base.cfg)})
             path = cache / f"drag-cl-{name}-s{seed}-{key}.pt"
-            if path.exists() and load_checkpoint(path)[1].get("complete"):
-                model, _ = load_checkpoint(path)
+            cached = load_checkpoint(path) if path.exists() else None
+            if cached is not None and cached[1].get("complete"):
+                model = cached[0]
                 model.refinement = spec.refinement
                 progress.log(f"{name} s{seed}: loaded {path}")
-            else:
+            else:  # consolidate task 0 (penalty anchor, Fisher, replay memory), then learn task 1
+                strategy = make_strategy(name, scfg)
+                strategy.consolidate(model, train0, tcfg)
                 task = progress.add_task(f"task 1 {name} s{seed}", total=cl["epochs"], status="")
                 train_two_stage(model, strategy.training_data(train1), tcfg, checkpoint=path,
                                 penalty=strategy.penalty(),
