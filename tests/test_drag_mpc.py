@@ -10,8 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from robocl_envs.articulated import CabinetEnv, sample_cabinet
+from test_drag import SMALL
 
-from robocl.drag.model import DragModelConfig, DragPredictor, Level
+from robocl.drag.model import DragPredictor
 from robocl.drag.mpc import (
     DragMPC,
     LearnedDynamics,
@@ -21,10 +22,6 @@ from robocl.drag.mpc import (
     run_episode,
     sample_open_task,
 )
-
-SMALL = DragModelConfig(point_width=16, levels=(Level(256, 12, 0.1, 32, 0.1), Level(64, 12, 0.25, 64, 0.25),
-                                                Level(16, 12, 0.6, 96, 0.6)), fp_width=64, out_width=48)
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

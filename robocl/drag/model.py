@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robocl.drag.ops import gather, interpolate, knn
+from robocl.drag.ops import block_csr, gather, interpolate, knn
 from robocl.drag.refine import DEFAULT_REFINEMENT, MaskRefinement, refine_probability, smoothing_matrix
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -262,20 +262,14 @@ class DragPredictor(nn.Module):
     def geometry(self, xyz: Tensor, nb: Neighbors | None = None) -> Geometry:
         """Geometry of centred clouds (G,N,3), from cached neighbours when given."""
         nb = nb if nb is not None else self.neighbors(xyz)
-        g = xyz.shape[0]
         levels, rel, interp = [xyz], [], []
-        nearest = nb.up_idx[0][..., :1].long()  # (G, N, 1) nearest first-level centre of every point
-        first = nb.group_idx[0].long()
-        point_groups = torch.gather(first, 1, nearest.expand(-1, -1, first.shape[-1]))
+        # (G, N, k): the first-level group of every point's nearest first-level centre
+        point_groups = gather(nb.group_idx[0].long(), nb.up_idx[0][..., :1].long())[:, :, 0]
         for lv, idx, ui, uw in zip(self.cfg.levels, nb.group_idx, nb.up_idx, nb.up_w):
             prev = levels[-1]
             centers = prev[:, : lv.centers]
             rel.append((gather(prev, idx) - centers[:, :, None]) / lv.radius)
-            n, m = prev.shape[1], lv.centers
-            cols = (ui + torch.arange(g, device=ui.device)[:, None, None] * m).reshape(-1)
-            crow = torch.arange(0, 3 * g * n + 1, 3, device=ui.device)
-            interp.append(torch.sparse_csr_tensor(crow, cols, uw.reshape(-1).to(xyz.dtype), (g * n, g * m),
-                                                  check_invariants=False))
+            interp.append(block_csr(ui, uw.to(xyz.dtype), lv.centers))
             levels.append(centers)
         return Geometry(levels, list(nb.group_idx), rel, interp, point_groups)
 

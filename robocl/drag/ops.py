@@ -30,6 +30,15 @@ def gather(x: Tensor, idx: Tensor) -> Tensor:
     return x.reshape(b * r, c).index_select(0, flat).view(b, m, k, c)
 
 
+def block_csr(idx: Tensor, values: Tensor, cols: int) -> Tensor:
+    """The block-diagonal sparse CSR matrix (G*N, G*cols) whose row i of block g holds `values`
+    (G,N,k) at columns `idx` (G,N,k) of that block: k entries per row, one block per cloud."""
+    g, n, k = idx.shape
+    flat = (idx + torch.arange(g, device=idx.device)[:, None, None] * cols).reshape(-1)
+    crow = torch.arange(0, g * n * k + 1, k, device=idx.device)
+    return torch.sparse_csr_tensor(crow, flat, values.reshape(-1), (g * n, g * cols), check_invariants=False)
+
+
 def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
     """Apply a sparse (G*n, G*m) interpolation to features x (B,m,C); G is B or 1 (shared cloud)."""
     b, m, c = x.shape

@@ -11,7 +11,7 @@ also took epe from 4.07 to 3.47 mm.
 
 The neighbours are the network's own: each point's nearest first-level centre and that centre's
 ball-query group (`Geometry.point_groups`), so no extra neighbour search is needed; the weights
-depend on the cloud only and are shared by all drags on it.
+depend on the cloud only and are shared by all the drags of one forward call.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from robocl.drag.ops import gather, interpolate
+from robocl.drag.ops import block_csr, gather, interpolate
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,11 @@ DEFAULT_REFINEMENT = MaskRefinement()
 def smoothing_matrix(xyz: Tensor, colors: Tensor, groups: Tensor, cfg: MaskRefinement) -> Tensor:
     """Row-normalized bilateral weights exp(-|dx|^2 / 2 sx^2 - |dc|^2 / 2 sc^2) over each point's
     neighbours `groups` (G,N,k), as one sparse CSR (G*N, G*N) block-diagonal matrix (built once per
-    cloud; every mean-field step is then one sparse product for all drags)."""
+    forward call; every mean-field step is then one sparse product for all of its drags)."""
     feat = torch.cat([xyz / cfg.sigma_xyz, colors / cfg.sigma_rgb], dim=-1)
     w = torch.exp(-0.5 * (gather(feat, groups) - feat[:, :, None]).pow(2).sum(-1))
     w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-    g, n, k = groups.shape
-    cols = (groups + torch.arange(g, device=groups.device)[:, None, None] * n).reshape(-1)
-    crow = torch.arange(0, g * n * k + 1, k, device=groups.device)
-    return torch.sparse_csr_tensor(crow, cols, w.reshape(-1).to(xyz.dtype), (g * n, g * n), check_invariants=False)
+    return block_csr(groups, w.to(xyz.dtype), groups.shape[1])
 
 
 def refine_probability(p: Tensor, matrix: Tensor, iterations: int) -> Tensor:
