@@ -48,3 +48,14 @@ def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
         return (matrix @ x.reshape(b * m, c)).view(b, n, c)
     out = matrix @ x.permute(1, 0, 2).reshape(m, b * c)  # one cloud, many drags
     return out.view(n, b, c).permute(1, 0, 2)
+
+
+def nearest_candidates(x: Tensor, candidates: Tensor, k: int) -> Tensor:
+    """Indices (B,N,k) of the k points nearest each point of x (B,N,3) among its `candidates`
+    (B,N,c) into x, repeats counted once: an exact k-NN wherever the true k nearest are among the
+    candidates, at c instead of N distances per point."""
+    idx, _ = candidates.sort(dim=-1)
+    repeat = torch.zeros_like(idx, dtype=torch.bool)
+    repeat[..., 1:] = idx[..., 1:] == idx[..., :-1]
+    d2 = (gather(x, idx) - x[:, :, None]).pow(2).sum(-1).masked_fill(repeat, float("inf"))
+    return idx.gather(-1, d2.topk(k, dim=-1, largest=False).indices)
