@@ -97,6 +97,9 @@ def test_cabinet_drag_experiment_small(tmp_path):
         rows = list(csv.DictReader((tmp_path / "run" / f"open_episodes_{method}_s0.csv").open()))
         assert [int(r["episode"]) for r in rows] == [0, 1] and {r["kind"] for r in rows} <= {"drawer", "door"}
         assert all(float(r["others_moved"]) >= 0 and int(r["steps"]) <= 2 for r in rows)
+    assert set(out["ablation"]) == {f"{t}/{m}" for t in ("instance", "category")
+                                    for m in ("epe", "part_iou", "axis_err_deg", "joint_type_ok")}
+    assert (tmp_path / "run" / "ablation.md").exists()
     json.dumps(out)  # plain JSON
 
 
@@ -104,15 +107,18 @@ def test_cabinet_drag_experiment_small(tmp_path):
 def test_cabinet_drag_acceptance(tmp_path):
     """Issue 7 on the default experiment (dataset and models from runtime.cache_dir when there):
     held-out part_iou >= 0.9; epe 3x below rigid and 1.5x below nearest_part; the single-embedding
-    ablation worse; open_success >= 0.8 and above the heuristic; one drag on 2,048 points <= 20 ms."""
+    ablation measurably worse (robocl.eval.paired); open_success >= 0.8 and above the heuristic; one drag on 2,048 points <= 20 ms."""
     from robocl.cli.app import compose
     from robocl.drag.experiment import run
 
     cfg, _ = compose(["experiment=cabinet_drag", "runtime.progress=false"])
-    s = run(cfg, tmp_path / "run")["summary"]
-    ms, ablation = s["drag_ms"], s["drag_global"]
+    out = run(cfg, tmp_path / "run")
+    s = out["summary"]
+    ms = s["drag_ms"]
     assert ms["part_iou"] >= 0.9
     assert 3 * ms["epe"] <= s["rigid"]["epe"] and 1.5 * ms["epe"] <= s["nearest_part"]["epe"]
-    assert ablation["epe"] > ms["epe"]
+    # the ablation worse on held-out instances: some metric's 95% interval over objects on the bad side, none better
+    verdicts = {d["verdict"] for k, d in out["ablation"].items() if k.startswith("instance/")}
+    assert "worse" in verdicts and "better" not in verdicts, out["ablation"]
     assert ms["open_success"] >= 0.8 and ms["open_success"] > s["nearest_part"]["open_success"]
     assert ms["infer_ms_median"] <= 20.0

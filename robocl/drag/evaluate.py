@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from robocl.drag.baselines import Predictor
 from robocl.drag.dataset import DragSplit
@@ -14,33 +15,46 @@ from robocl.drag.metrics import axis_angle_deg, part_iou_per_sample
 from robocl.drag.model import DragPredictor
 
 
-def evaluate(predict: Predictor, split: DragSplit, batch_size: int = 32) -> dict[str, float]:
-    """Means over all drags of the split (epe over all points; axis/type over drags on a part)."""
-    err_sum, n_pts = 0.0, 0
-    mov_err, n_mov = 0.0, 0
-    ious, angles, type_ok = [], [], []
+def drag_scores(predict: Predictor, split: DragSplit, batch_size: int = 32) -> dict[str, Tensor]:
+    """Per-drag scores (D,): epe (mm, mean over the cloud's points), the end-point error summed
+    over the moving points (mm) and their count, part_iou, axis error (deg) and joint type
+    correctness (NaN for drags not on a movable part), and the object each drag is on."""
+    out: dict[str, list[Tensor]] = {k: [] for k in ("epe", "moving_err_sum", "moving", "part_iou", "axis_err_deg",
+                                                      "joint_type_ok", "object")}
     for first in range(0, len(split), batch_size):
         idx = torch.arange(first, min(first + batch_size, len(split)))
         batch = split.batch(idx)
         pred = predict(batch)
-        err = (pred.displacement - batch["displacement"]).norm(dim=-1)
-        err_sum += float(err.sum())
-        n_pts += err.numel()
-        mov_err += float((err * batch["moving"]).sum())
-        n_mov += int(batch["moving"].sum())
-        ious.append(part_iou_per_sample(pred.moving, batch["moving"]))
+        err = (pred.displacement - batch["displacement"]).norm(dim=-1) * 1000.0
+        out["epe"].append(err.mean(dim=-1))
+        out["moving_err_sum"].append((err * batch["moving"]).sum(dim=-1))
+        out["moving"].append(batch["moving"].sum(dim=-1).float())
+        out["part_iou"].append(part_iou_per_sample(pred.moving, batch["moving"]))
         has = batch["joint_type"] >= 0
-        angles.append(axis_angle_deg(pred.axis[has], batch["axis"][has]))
-        type_ok.append(pred.joint_type[has] == batch["joint_type"][has])
-    angle = torch.cat(angles)
+        nan = torch.full((len(idx),), math.nan)
+        out["axis_err_deg"].append(torch.where(has, axis_angle_deg(pred.axis, batch["axis"]), nan))
+        out["joint_type_ok"].append(torch.where(has, (pred.joint_type == batch["joint_type"]).float(), nan))
+        out["object"].append(split.object[split.state[idx]])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def summarize_scores(scores: dict[str, Tensor]) -> dict[str, float]:
+    """Means over all drags (epe over all points, epe_moving over all moving points, axis/type over
+    drags on a movable part)."""
+    has = ~scores["axis_err_deg"].isnan()
     return {
-        "epe": err_sum / max(n_pts, 1) * 1000.0,
-        "epe_moving": mov_err / max(n_mov, 1) * 1000.0,
-        "part_iou": float(torch.cat(ious).mean()),
-        "axis_err_deg": float(angle.mean()) if len(angle) else math.nan,
-        "joint_type_acc": float(torch.cat(type_ok).float().mean()) if len(angle) else math.nan,
-        "drags": len(split),
+        "epe": float(scores["epe"].mean()),
+        "epe_moving": float(scores["moving_err_sum"].sum() / scores["moving"].sum().clamp_min(1)),
+        "part_iou": float(scores["part_iou"].mean()),
+        "axis_err_deg": float(scores["axis_err_deg"][has].mean()) if has.any() else math.nan,
+        "joint_type_acc": float(scores["joint_type_ok"][has].mean()) if has.any() else math.nan,
+        "drags": len(scores["epe"]),
     }
+
+
+def evaluate(predict: Predictor, split: DragSplit, batch_size: int = 32) -> dict[str, float]:
+    """Means over all drags of the split (see `summarize_scores`)."""
+    return summarize_scores(drag_scores(predict, split, batch_size))
 
 
 def inference_timing(model: DragPredictor, points: torch.Tensor, colors: torch.Tensor, start: torch.Tensor,
