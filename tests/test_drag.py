@@ -18,7 +18,7 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
-from robocl.drag.ops import nearest_candidates
+from robocl.drag.ops import nearest_in_groups
 from robocl.drag.refine import MaskRefinement, refine_probability, smoothing_matrix
 from robocl.drag.train import (
     TrainConfig,
@@ -173,12 +173,15 @@ def test_mask_refinement_by_hand():
 
 
 def test_refinement_neighbours_are_the_exact_knn():
-    """Nearest among candidates (with repeats) equals a brute-force k-NN when every point is a
-    candidate; the model's refinement neighbours match the exact 16-NN for almost every point."""
+    """Nearest among candidate groups (ball-query padding and points in two groups counted once)
+    equals a brute-force k-NN when the groups hold every point; the model's refinement neighbours
+    share almost all members with the exact 16-NN."""
     torch.manual_seed(3)
     x = torch.rand(2, 300, 3)
-    cand = torch.cat([torch.arange(300).expand(2, 300, 300), torch.zeros(2, 300, 5, dtype=torch.long)], -1)
-    got = nearest_candidates(x, cand, 8)
+    perm = torch.randperm(300)
+    padded = torch.cat([perm[:100], perm[:1].expand(20)])  # a ball query's padding repeats its first member
+    groups = torch.stack([padded, perm[80:200], torch.cat([perm[190:], perm[:10]])])  # overlapping groups
+    got = nearest_in_groups(x, groups.expand(2, 300, 3, 120), 8)
     want = torch.cdist(x, x).topk(8, dim=-1, largest=False).indices
     assert torch.equal(got.sort(-1).values, want.sort(-1).values)
     model = DragPredictor().eval()

@@ -107,7 +107,8 @@ def test_cabinet_drag_experiment_small(tmp_path):
 def test_cabinet_drag_acceptance(tmp_path):
     """Issue 7 on the default experiment (dataset and models from runtime.cache_dir when there):
     held-out part_iou >= 0.9; epe 3x below rigid and 1.5x below nearest_part; the single-embedding
-    ablation measurably worse (robocl.eval.paired); open_success >= 0.8 and above the heuristic; one drag on 2,048 points <= 20 ms."""
+    ablation measurably worse (robocl.eval.paired); open_success >= 0.8 and above the heuristic; one
+    drag on 2,048 points <= 20 ms."""
     from robocl.cli.app import compose
     from robocl.drag.experiment import run
 

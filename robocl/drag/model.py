@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robocl.drag.ops import block_csr, gather, interpolate, knn, nearest_candidates
+from robocl.drag.ops import block_csr, gather, interpolate, knn, nearest_in_groups
 from robocl.drag.refine import DEFAULT_REFINEMENT, MaskRefinement, refine_probability, smoothing_matrix
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -281,8 +281,7 @@ class DragPredictor(nn.Module):
         an N x N search. Held-out part_iou 0.843 -> 0.851 (384 drags) over the single nearest
         centre's group."""
         groups = nb.group_idx[0].long()
-        cand = gather(groups, nb.up_idx[0].long()).flatten(2)  # (G, N, 3k)
-        return nearest_candidates(xyz, cand, groups.shape[-1])
+        return nearest_in_groups(xyz, gather(groups, nb.up_idx[0].long()), groups.shape[-1])
 
     def _inject(self, feat: Tensor, xyz: Tensor, start: Tensor, emb: Tensor, sigma: float | None) -> Tensor:
         if sigma is None:

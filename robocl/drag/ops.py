@@ -50,12 +50,20 @@ def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
     return out.view(n, b, c).permute(1, 0, 2)
 
 
-def nearest_candidates(x: Tensor, candidates: Tensor, k: int) -> Tensor:
-    """Indices (B,N,k) of the k points nearest each point of x (B,N,3) among its `candidates`
-    (B,N,c) into x, repeats counted once: an exact k-NN wherever the true k nearest are among the
-    candidates, at c instead of N distances per point."""
-    idx, _ = candidates.sort(dim=-1)
-    repeat = torch.zeros_like(idx, dtype=torch.bool)
-    repeat[..., 1:] = idx[..., 1:] == idx[..., :-1]
-    d2 = (gather(x, idx) - x[:, :, None]).pow(2).sum(-1).masked_fill(repeat, float("inf"))
-    return idx.gather(-1, d2.topk(k, dim=-1, largest=False).indices)
+def nearest_in_groups(x: Tensor, groups: Tensor, k: int) -> Tensor:
+    """Indices (B,N,k) of the k points nearest each point of x (B,N,3) among the members of its
+    candidate groups (B,N,h,g) into x, a point in several groups counted once: an exact k-NN
+    wherever the true k nearest are among the candidates, at h*g instead of N distances per point.
+
+    A group holds each point once, except that a ball query pads with its first (nearest) member;
+    so a repeat is either that padding or a member of an earlier group, found by equality tests
+    (no sort of the candidates)."""
+    b, n, h, g = groups.shape
+    repeat = torch.zeros_like(groups, dtype=torch.bool)
+    repeat[..., 1:] = groups[..., 1:] == groups[..., :1]
+    for i in range(1, h):  # members of group i already in groups 0..i-1
+        earlier = groups[..., :i, :].reshape(b, n, 1, i * g)
+        repeat[..., i, :] |= (groups[..., i, :, None] == earlier).any(-1)
+    cand = groups.reshape(b, n, h * g)
+    d2 = (gather(x, cand) - x[:, :, None]).pow(2).sum(-1).masked_fill(repeat.reshape(b, n, h * g), float("inf"))
+    return cand.gather(-1, d2.topk(k, dim=-1, largest=False, sorted=False).indices)
