@@ -57,7 +57,7 @@ def nearest_in_groups(x: Tensor, groups: Tensor, k: int) -> Tensor:
 
     A group holds each point once, except that a ball query pads with its first (nearest) member;
     so a repeat is either that padding or a member of an earlier group, found by equality tests
-    (no sort of the candidates)."""
+    (no sort of the candidates). With fewer than k distinct candidates some indices repeat."""
     b, n, h, g = groups.shape
     repeat = torch.zeros_like(groups, dtype=torch.bool)
     repeat[..., 1:] = groups[..., 1:] == groups[..., :1]
