@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from robocl_envs.pointcloud import farthest_point_sample, part_motion
+from robocl_envs.pointcloud import part_motion
 
 from robocl.drag.baselines import learned, nearest_part, rigid
 from robocl.drag.datagen import FORMAT, DatagenConfig, generate
@@ -18,7 +18,6 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
-from robocl.drag.ops import nearest_in_groups
 from robocl.drag.refine import MaskRefinement, refine_probability, smoothing_matrix
 from robocl.drag.train import (
     TrainConfig,
@@ -170,32 +169,6 @@ def test_mask_refinement_by_hand():
     assert torch.allclose(out, p @ (w / w.sum(-1, keepdim=True)).T, atol=1e-6)
     assert out[0, 1] > 0.5 > p[0, 1]  # pulled to the neighbour of its own colour
     assert out[0, 2] < 0.01  # the other colour barely listens
-
-
-def test_refinement_neighbours_are_the_exact_knn():
-    """Nearest among candidate groups (ball-query padding and points in two groups counted once)
-    equals a brute-force k-NN when the groups hold every point; the model's refinement neighbours
-    share almost all members with the exact 16-NN."""
-    torch.manual_seed(3)
-    x = torch.rand(2, 300, 3)
-    perm = torch.randperm(300)
-    padded = torch.cat([perm[:100], perm[:1].expand(20)])  # a ball query's padding repeats its first member
-    groups = torch.stack([padded, perm[80:200], torch.cat([perm[190:], perm[:10]])])  # overlapping groups
-    got = nearest_in_groups(x, groups.expand(2, 300, 3, 120), 8)
-    want = torch.cdist(x, x).topk(8, dim=-1, largest=False).indices
-    assert torch.equal(got.sort(-1).values, want.sort(-1).values)
-    model = DragPredictor().eval()
-    rng = np.random.default_rng(0)  # a box's surface (a cabinet-sized shell) in FPS order, as rendered clouds are
-    surf = rng.uniform(-0.5, 0.5, (8000, 3))
-    face = rng.integers(0, 3, 8000)
-    surf[np.arange(8000), face] = np.sign(surf[np.arange(8000), face]) * 0.5
-    surf = surf * [0.6, 0.4, 0.9]
-    pts = torch.as_tensor(surf[farthest_point_sample(surf, 2048, rng)], dtype=torch.float32)[None]
-    groups = model.geometry(pts - pts.mean(dim=1, keepdim=True)).point_groups[0]
-    exact = torch.cdist(pts, pts)[0].topk(16, dim=-1, largest=False).indices
-    shared = (groups[:, :, None] == exact[:, None]).any(-1).float().mean()
-    assert shared > 0.95, shared  # 0.97 on rendered held-out clouds
-    assert model.train().geometry(pts).point_groups is None  # training never refines
 
 
 def test_refined_eval_output_is_a_rigid_part_motion():

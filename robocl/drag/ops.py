@@ -48,22 +48,3 @@ def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
         return (matrix @ x.reshape(b * m, c)).view(b, n, c)
     out = matrix @ x.permute(1, 0, 2).reshape(m, b * c)  # one cloud, many drags
     return out.view(n, b, c).permute(1, 0, 2)
-
-
-def nearest_in_groups(x: Tensor, groups: Tensor, k: int) -> Tensor:
-    """Indices (B,N,k) of the k points nearest each point of x (B,N,3) among the members of its
-    candidate groups (B,N,h,g) into x, a point in several groups counted once: an exact k-NN
-    wherever the true k nearest are among the candidates, at h*g instead of N distances per point.
-
-    A group holds each point once, except that a ball query pads with its first (nearest) member;
-    so a repeat is either that padding or a member of an earlier group, found by equality tests
-    (no sort of the candidates). With fewer than k distinct candidates some indices repeat."""
-    b, n, h, g = groups.shape
-    repeat = torch.zeros_like(groups, dtype=torch.bool)
-    repeat[..., 1:] = groups[..., 1:] == groups[..., :1]
-    for i in range(1, h):  # members of group i already in groups 0..i-1
-        earlier = groups[..., :i, :].reshape(b, n, 1, i * g)
-        repeat[..., i, :] |= (groups[..., i, :, None] == earlier).any(-1)
-    cand = groups.reshape(b, n, h * g)
-    d2 = (gather(x, cand) - x[:, :, None]).pow(2).sum(-1).masked_fill(repeat.reshape(b, n, h * g), float("inf"))
-    return cand.gather(-1, d2.topk(k, dim=-1, largest=False, sorted=False).indices)

@@ -9,11 +9,9 @@ cabinet_drag's 1,536 drags. The settings were chosen on 384 training drags, wher
 0.853 to 0.886. Moving the refined mask rigidly (a hard gate instead of the trained soft one)
 also took epe from 4.07 to 3.47 mm.
 
-The neighbours are each point's 16 nearest points, found among the network's own first-level
-ball-query groups of its 3 nearest first-level centres (`Geometry.point_groups`), so there is no
-N x N search: 0.843 -> 0.851 held-out part_iou (384 drags) over the group of the single nearest
-centre, the same as an exact 16-NN. The weights depend on the cloud only and are shared by all
-the drags of one forward call.
+The neighbours are the network's own: each point's nearest first-level centre and that centre's
+ball-query group (`Geometry.point_groups`), so no extra neighbour search is needed; the weights
+depend on the cloud only and are shared by all the drags of one forward call.
 """
 
 from __future__ import annotations
