@@ -171,6 +171,26 @@ def test_mask_refinement_by_hand():
     assert out[0, 2] < 0.01  # the other colour barely listens
 
 
+def test_recentred_membership_recovers_a_part_dragged_at_its_edge():
+    """1-D part codes: part A spread over [-0.45, 0.45] plus an edge point at 0.7 (the drag point),
+    part B at 2.0. From the edge point's code a radius-1 ball misses A's points below -0.3; one
+    re-estimate of the code (the membership-weighted mean inside the ball) takes all of A and
+    still none of B."""
+    a = torch.linspace(-0.45, 0.45, 10)
+    code = torch.cat([a, torch.tensor([0.7]), torch.full((5,), 2.0)])[None, :, None]  # (1, 16, 1)
+    on_a = torch.arange(16) < 11
+    movable = torch.full((1, 16), 8.0)
+    w = torch.zeros(1, 16)
+    w[0, 10] = 1.0  # the drag is on the edge point
+    logit0, _ = DragPredictor._membership(code, 1.0, movable, w, recentre=0)
+    logit1, member1 = DragPredictor._membership(code, 1.0, movable, w, recentre=1)
+    assert torch.equal(logit0[0] > 0, on_a & (code[0, :, 0] > -0.3))
+    assert torch.equal(logit1[0] > 0, on_a)
+    inside = torch.sigmoid(8 * (1 - (code[0, :, 0] - 0.7).abs()))[on_a & (code[0, :, 0] > -0.3)]
+    centre = (inside * code[0, :, 0][on_a & (code[0, :, 0] > -0.3)]).sum() / inside.sum()  # by hand
+    assert torch.allclose(member1[0], (8 * (1 - (code[0, :, 0] - centre).abs())).clamp_min(-8), atol=1e-4)
+
+
 def test_refined_eval_output_is_a_rigid_part_motion():
     """In eval mode the refined mask moves with the joint motion, unscaled; in training the soft gate."""
     torch.manual_seed(2)

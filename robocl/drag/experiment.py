@@ -101,6 +101,7 @@ def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
         "renders": _num(cfg, "drag.mpc.renders", lo=0, integer=True),
     }
     refinement = MaskRefinement(iterations=_num(cfg, "drag.refine.iterations", lo=0, integer=True),
+                                recentre=_num(cfg, "drag.refine.recentre", lo=0, integer=True),
                                 sigma_xyz=_num(cfg, "drag.refine.sigma_xyz", lo=0, lo_open=True),
                                 sigma_rgb=_num(cfg, "drag.refine.sigma_rgb", lo=0, lo_open=True))
     data_dir = OmegaConf.select(cfg, "drag.data_dir")

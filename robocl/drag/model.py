@@ -29,8 +29,9 @@ is projected on the joint's motion (translation along the axis, or the rotation 
 line that brings the grasped point nearest the drag's end), clamped to the predicted range,
 applied to every point and gated by its moving probability, so a part moves rigidly.
 `decoder="flow"` uses the flow head instead (free-form per-point motion, as in PartRM).
-In eval mode the moving probability is refined by a bilateral mean field over each point's
-neighbours (robocl.drag.refine; `refinement=None` turns it off).
+In eval mode the dragged part's code is re-estimated from the points first assigned to it, and
+the moving probability is refined by a bilateral mean field over each point's neighbours
+(robocl.drag.refine; `refinement=None` turns both off).
 """
 
 from __future__ import annotations
@@ -317,17 +318,19 @@ class DragPredictor(nn.Module):
         movable = out[..., 4]
         vote = geo.xyz[0] + 0.3 * out[..., 5:8]
         embedding = out[..., 11:] if self.embed_dim else None
+        post = self.refinement if not self.training else None  # inference-time post-processing
+        recentre = post.recentre if post is not None else 0
         if embedding is not None:
-            logit, member = self._membership(embedding, EMBED_RADIUS, movable, w)
+            logit, member = self._membership(embedding, EMBED_RADIUS, movable, w, recentre)
         elif self.cfg.segmentation == "vote":
-            logit, member = self._membership(vote, self.cfg.vote_radius, movable, w)
+            logit, member = self._membership(vote, self.cfg.vote_radius, movable, w, recentre)
         else:
             logit = member = out[..., 3]
-        refine = self.refinement is not None and self.refinement.iterations > 0 and not self.training
+        refine = post is not None and post.iterations > 0
         if refine:
             cols = colors if colors.shape[0] == geo.xyz[0].shape[0] else colors.expand(geo.xyz[0].shape[0], -1, -1)
-            smooth = smoothing_matrix(geo.xyz[0], cols, geo.point_groups, self.refinement)
-            p = refine_probability(torch.sigmoid(logit), smooth, self.refinement.iterations)
+            smooth = smoothing_matrix(geo.xyz[0], cols, geo.point_groups, post)
+            p = refine_probability(torch.sigmoid(logit), smooth, post.iterations)
             logit = torch.logit(p.clamp(1e-6, 1 - 1e-6))
         # part-level estimates pooled over the dragged part (vote agreement: defined on any drag)
         pool = torch.sigmoid(member)
@@ -357,19 +360,32 @@ class DragPredictor(nn.Module):
         return res
 
     @staticmethod
-    def _membership(code: Tensor, radius: float, movable: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    def _membership(code: Tensor, radius: float, movable: Tensor, w: Tensor,
+                    recentre: int = 0) -> tuple[Tensor, Tensor]:
         """Moving logit: a point moves iff it is on a movable part, the drag is on a movable part,
         and its part code (embedding or centre vote) is within `radius` of the code at the drag
         point: the product of the three probabilities (a soft minimum instead sends the whole mask
         loss into whichever term is lowest and stalls the others: measured). Also returns the code
-        agreement alone."""
+        agreement alone. `recentre` > 0 (inference): the part's code is then re-estimated that
+        many times as the membership-weighted mean over the points within `radius`, a steadier
+        reference than the one code at the drag point, which may sit on a part's edge."""
         code_s = (w[..., None] * code).sum(dim=1)
         movable_s = (w * movable).sum(dim=1)
-        d = ((code - code_s[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
-        member = (8.0 * (1.0 - d / radius)).clamp_min(-8.0)  # bounded: far codes teach nothing
+        member = DragPredictor._agreement(code, code_s, radius)
+        for _ in range(recentre):
+            inside = torch.sigmoid(member) * (member > 0)
+            total = inside.sum(dim=1, keepdim=True)
+            mean = (inside[..., None] * code).sum(dim=1) / total.clamp_min(1e-6)
+            member = DragPredictor._agreement(code, torch.where(total > 0, mean, code_s), radius)
         log_p = -(F.softplus(-movable) + F.softplus(-member) + F.softplus(-movable_s)[:, None])
         log_not_p = torch.log((-torch.expm1(log_p)).clamp_min(1e-12))
         return log_p - log_not_p, member
+
+    @staticmethod
+    def _agreement(code: Tensor, ref: Tensor, radius: float) -> Tensor:
+        """Logit that each point's code (B,N,E) is within `radius` of the reference code (B,E)."""
+        d = ((code - ref[:, None]).pow(2).sum(-1) + 1e-10).sqrt()
+        return (8.0 * (1.0 - d / radius)).clamp_min(-8.0)  # bounded: far codes teach nothing
 
     @staticmethod
     def _amounts(s: Tensor, vec: Tensor, axis: Tensor, pivot: Tensor, bounds: Tensor) -> Tensor:

@@ -26,7 +26,8 @@ from robocl.drag.ops import block_csr, gather, interpolate
 
 @dataclass(frozen=True)
 class MaskRefinement:
-    iterations: int = 5
+    iterations: int = 5  # mean-field steps (0 = no smoothing)
+    recentre: int = 1  # re-estimates of the dragged part's code before the smoothing (DragPredictor._membership)
     sigma_xyz: float = 0.04  # m
     sigma_rgb: float = 0.1  # colour distance, channels in [0, 1]
 
