@@ -18,6 +18,7 @@ from rich.console import Console
 
 from robocl import config_check as check
 from robocl.cli.app import CONFIG_PACKAGE, UsageError, config_groups, run_app
+from robocl.eval.markdown import markdown_table
 from robocl.eval.results import format_summary_table
 from robocl.utils.io import atomic_write_text
 
@@ -265,16 +266,14 @@ def summary_text(doc: dict[str, Any], results: list) -> str:
         names = [r["method"] for r in res.rows]
         lines += ["", f"## {res.name}: regime changes ({res.stats['transitions']} transitions)", "",
                   "(post_mse: mean error from the change to the next one; action error for refiners; "
-                  "time_to_adapt in steps)", "",
-                  "| change | step | t [s] | " + " | ".join(f"{m} post_mse" for m in names) + " | "
-                  + " | ".join(f"{m} time_to_adapt" for m in names) + " |",
-                  "|---" * (3 + 2 * len(names)) + "|"]
+                  "time_to_adapt in steps)", ""]
+        rows = []
         for j, ch in enumerate(res.changes):
-            post = [r["changes"][j]["post_mse"] for r in res.rows]
-            tta = [r["changes"][j]["time_to_adapt_steps"] for r in res.rows]
-            lines.append(f"| {ch.before} -> {ch.after} | {ch.index} | {res.times[ch.index]:.1f} | "
-                         + " | ".join(_fmt(v) for v in post) + " | "
-                         + " | ".join("never" if v is None else str(v) for v in tta) + " |")
+            post = [_fmt(r["changes"][j]["post_mse"]) for r in res.rows]
+            tta = ["never" if (v := r["changes"][j]["time_to_adapt_steps"]) is None else v for r in res.rows]
+            rows.append([f"{ch.before} -> {ch.after}", ch.index, f"{res.times[ch.index]:.1f}", *post, *tta])
+        header = ["change", "step", "t [s]", *(f"{m} post_mse" for m in names), *(f"{m} time_to_adapt" for m in names)]
+        lines.append(markdown_table(header, rows))
     rates = {r["method"]: r.get("transitions_per_s") for res in results for r in res.rows}
     reads = [res.stats["read_transitions_per_s"] for res in results]
     lines += ["", "throughput (transitions/s): " + ", ".join(f"{m} {_fmt(v)}" for m, v in rates.items())

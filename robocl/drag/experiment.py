@@ -36,6 +36,7 @@ from robocl.drag.model import DragModelConfig, DragPredictor
 from robocl.drag.plots import plot_metric_bars, plot_training
 from robocl.drag.refine import MaskRefinement
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
+from robocl.eval.markdown import markdown_table
 from robocl.eval.paired import paired_difference
 from robocl.eval.progress import NullProgress
 from robocl.eval.results import write_metrics_csv
@@ -209,16 +210,17 @@ def write_ablation(result: dict[str, dict[str, Any]], seeds: list[int], path: Pa
     """ablation.md (one row per task and metric); returns one note line per task."""
     lines = ["# Multi-scale drag embedding ablation: drag_global - drag_ms on the same drags", "",
              f"seeds {seeds}; per-drag scores averaged over seeds, then per object; 95% bootstrap interval "
-             "over held-out objects (2,000 resamples).", "",
-             "| task | metric | drag_ms | drag_global | difference | 95% interval | objects | drag_global is |",
-             "|---|---|---|---|---|---|---|---|"]
+             "over held-out objects (2,000 resamples).", ""]
     per_task: dict[str, list[str]] = defaultdict(list)
+    rows = []
     for key, d in result.items():
         task, metric = key.split("/")
         interval = f"[{d['low']:+.3g}, {d['high']:+.3g}]"
-        lines.append(f"| {task} | {metric} | {d['mean_a']:.4g} | {d['mean_b']:.4g} | {d['diff']:+.3g} | {interval} | "
-                     f"{d['objects']} | {d['verdict']} |")
+        rows.append([task, metric, f"{d['mean_a']:.4g}", f"{d['mean_b']:.4g}", f"{d['diff']:+.3g}", interval,
+                     d["objects"], d["verdict"]])
         per_task[task].append(f"{metric} {d['verdict']} ({d['diff']:+.3g} {interval})")
+    lines.append(markdown_table(["task", "metric", "drag_ms", "drag_global", "difference", "95% interval", "objects",
+                                 "drag_global is"], rows))
     atomic_write_text(path, "\n".join(lines) + "\n")
     return [f"ablation on {task} (drag_global - drag_ms, 95% interval over objects): " + "; ".join(v)
             for task, v in per_task.items()]

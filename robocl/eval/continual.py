@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from robocl.eval.markdown import markdown_table
+
 Matrix = Sequence[Sequence[float]]
 
 
@@ -157,24 +159,18 @@ def markdown_matrix(R: Matrix, task_names: Sequence[str], title: str = "", fmt: 
     """R as a markdown table: rows 'after task i', columns 'task j'."""
     m = _as_matrix(R)
     lines = [f"**{title}**", ""] if title else []
-    lines.append("| after \\ on | " + " | ".join(task_names) + " |")
-    lines.append("|---" * (len(task_names) + 1) + "|")
-    for i, row in enumerate(m):
-        cells = ["—" if not np.isfinite(v) else fmt.format(v) for v in row]
-        lines.append(f"| {task_names[i]} | " + " | ".join(cells) + " |")
+    rows = ([task_names[i]] + ["—" if not np.isfinite(v) else fmt.format(v) for v in row] for i, row in enumerate(m))
+    lines.append(markdown_table(["after \\ on", *task_names], rows))
     return "\n".join(lines)
 
 
 def markdown_summary(rows: dict[str, dict[str, float | None]], metrics: Sequence[str]) -> str:
     """Strategies as rows, metrics as columns."""
-    lines = ["| strategy | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for name, values in rows.items():
-        cells = []
-        for m in metrics:
-            v = values.get(m)
-            cells.append("—" if v is None or not np.isfinite(v) else f"{v:.4g}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(v: float | None) -> str:
+        return "—" if v is None or not np.isfinite(v) else f"{v:.4g}"
+
+    return markdown_table(["strategy", *metrics],
+                          ([name] + [cell(values.get(m)) for m in metrics] for name, values in rows.items()))
 
 
 def plot_heatmaps(matrices: dict[str, Matrix], task_names: Sequence[str], path: Path, title: str,

@@ -14,6 +14,7 @@ import mujoco
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robocl.eval.markdown import markdown_table
 from robocl.utils.io import atomic_write_json, atomic_write_text, json_safe
 
 SCHEMA = "robocl.results/1"
@@ -113,11 +114,8 @@ def format_summary_table(summary: dict[str, dict[str, float]], metrics: list[str
     if not summary:
         return "(no results)"
     metrics = metrics or sorted({k for m in summary.values() for k in m})
-    lines = ["| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for method, values in summary.items():
-        cells = [_fmt(values.get(m)) for m in metrics]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(["method", *metrics],
+                          ([method] + [_fmt(values.get(m)) for m in metrics] for method, values in summary.items()))
 
 
 def _fmt(value: float | None) -> str:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from robocl import config_check as check
 from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
+from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
@@ -147,8 +148,7 @@ def write_condition_table(sink: ResultSink, run_dir: Path) -> None:
     for r in sink.runs:
         cells[r["task"]][r["method"]].append(r)
     methods = list(dict.fromkeys(r["method"] for r in sink.runs))
-    lines = ["| condition | " + " | ".join(f"{m} rmse (crashes)" for m in methods) + " |",
-             "|---" * (len(methods) + 1) + "|"]
+    rows = []
     table: dict[str, dict[str, dict[str, float]]] = {}
     for cond, by_method in cells.items():
         row = {}
@@ -157,9 +157,10 @@ def write_condition_table(sink: ResultSink, run_dir: Path) -> None:
             row[m] = {"tracking_rmse": statistics.fmean(rmse) if rmse else None,
                       "crashes": sum(int(r["crashes"]) for r in rs), "runs": len(rs)}
         table[cond] = row
-        lines.append(f"| {cond} | " + " | ".join(
+        rows.append([cond] + [
             f"{row[m]['tracking_rmse']:.3f} ({row[m]['crashes']})" if m in row and row[m]["tracking_rmse"] is not None
-            else "—" for m in methods) + " |")
+            else "—" for m in methods])
     sink.extra["per_condition"] = table
-    atomic_write_text(run_dir / "per_condition.md", "\n".join(lines) + "\n")
+    header = ["condition", *(f"{m} rmse (crashes)" for m in methods)]
+    atomic_write_text(run_dir / "per_condition.md", markdown_table(header, rows) + "\n")
     sink.flush()

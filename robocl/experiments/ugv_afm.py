@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from robocl import config_check as check
 from robocl.cli.app import UsageError
 from robocl.eval.loggers import make_logger
+from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
@@ -143,16 +144,15 @@ def acceptance(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def format_per_gain(table: dict[str, dict[str, float]], methods: list[str]) -> str:
-    lines = ["| gain pair | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    rows = []
     for g, row in table.items():
         cells = [f"{row[m]:.3f}" if m in row else "—" for m in methods]
         best = max((row[m] for m in methods if m in row), default=None)
-        cells = [f"**{c}**" if m in row and row[m] == best else c for c, m in zip(cells, methods)]
-        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+        rows.append([g] + [f"**{c}**" if m in row and row[m] == best else c for c, m in zip(cells, methods)])
     mean = {m: statistics.fmean([row[m] for row in table.values() if m in row]) for m in methods
             if any(m in row for row in table.values())}
-    lines.append("| **mean** | " + " | ".join(f"{mean[m]:.3f}" if m in mean else "—" for m in methods) + " |")
-    return "\n".join(lines)
+    rows.append(["**mean**"] + [f"{mean[m]:.3f}" if m in mean else "—" for m in methods])
+    return markdown_table(["gain pair", *methods], rows)
 
 
 def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progress, final: bool) -> None:
