@@ -100,6 +100,7 @@ def test_cabinet_drag_experiment_small(tmp_path):
     assert set(out["ablation"]) == {f"{t}/{m}" for t in ("instance", "category")
                                     for m in ("epe", "part_iou", "axis_err_deg", "joint_type_ok")}
     assert (tmp_path / "run" / "ablation.md").exists()
+    assert {"episodes", "a_only", "b_only", "p_value", "verdict"} <= set(out["open_paired"]["drag_ms"])
     json.dumps(out)  # plain JSON
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from robocl.drag.experiment import ablation, write_ablation
-from robocl.eval.paired import paired_difference
+from robocl.drag.experiment import ablation, open_against_heuristic, write_ablation
+from robocl.eval.paired import paired_difference, paired_success
 
 
 def test_paired_difference_by_hand():
@@ -54,3 +54,32 @@ def test_drag_ablation_report(tmp_path):
     notes = write_ablation(result, [0], tmp_path / "ablation.md")
     assert len(notes) == 1 and "part_iou worse" in notes[0]
     assert "| instance | part_iou |" in (tmp_path / "ablation.md").read_text()
+
+
+def test_paired_success_is_the_exact_mcnemar_test():
+    """Only discordant episodes count: 3 solved by b only, 1 by a only gives the two-sided
+    binomial p = 2 * P(X <= 1 | n=4, 1/2) = 2 * 5/16 = 0.625 (by hand); 10 to 0 is significant."""
+    a = np.array([1, 1, 1, 0, 0, 0, 1, 0, 1, 1], dtype=bool)
+    b = np.array([1, 1, 0, 1, 1, 1, 1, 0, 1, 1], dtype=bool)
+    test = paired_success(a, b)
+    assert (test.episodes, test.a_only, test.b_only) == (10, 1, 3)
+    assert test.p_value == pytest.approx(0.625)
+    assert test.verdict() == "no significant difference"
+    lopsided = paired_success(np.zeros(12, bool), np.r_[np.ones(10, bool), np.zeros(2, bool)])
+    assert lopsided.p_value == pytest.approx(2 / 2**10) and lopsided.verdict() == "better"
+    assert paired_success(np.ones(5, bool), np.ones(5, bool)).p_value == 1.0
+    with pytest.raises(ValueError, match="differ in number"):
+        paired_success(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_open_against_heuristic_pools_seeds_episode_by_episode():
+    """drag_ms opens 2 episodes the heuristic does not (one per seed) and loses none; drag_global
+    without a heuristic run on seed 1 is left out rather than compared on fewer episodes."""
+    opened = {("nearest_part", 0): [True, False, True], ("nearest_part", 1): [False, True],
+              ("drag_ms", 0): [True, True, True], ("drag_ms", 1): [True, True],
+              ("drag_global", 0): [True, True, False]}
+    out = open_against_heuristic(opened, seeds=[0, 1])
+    assert set(out) == {"drag_ms"}
+    d = out["drag_ms"]
+    assert (d["episodes"], d["b_only"], d["a_only"]) == (5, 2, 0)
+    assert d["p_value"] == pytest.approx(0.5) and d["verdict"] == "no significant difference"

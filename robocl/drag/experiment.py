@@ -37,7 +37,7 @@ from robocl.drag.plots import plot_metric_bars, plot_training
 from robocl.drag.refine import MaskRefinement
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
 from robocl.eval.markdown import markdown_table
-from robocl.eval.paired import paired_difference
+from robocl.eval.paired import paired_difference, paired_success
 from robocl.eval.progress import NullProgress
 from robocl.eval.results import write_metrics_csv
 from robocl.eval.sink import ResultSink
@@ -187,6 +187,20 @@ def trained_model(name: str, seed: int, spec: Spec, train: DragSplit, data_key: 
     return model, history
 
 
+def open_against_heuristic(opened: dict[tuple[str, int], list[bool]], seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """Each learned method's drag-MPC successes against nearest_part's on the same episodes (all
+    seeds pooled): discordant episodes and the exact McNemar p-value (robocl.eval.paired)."""
+    out = {}
+    for method in LEARNED:
+        if not all((m, s) in opened for m in (method, "nearest_part") for s in seeds):
+            continue
+        heuristic = [x for s in seeds for x in opened[("nearest_part", s)]]
+        ours = [x for s in seeds for x in opened[(method, s)]]
+        test = paired_success(np.array(heuristic), np.array(ours))
+        out[method] = {**asdict(test), "verdict": test.verdict()}
+    return out
+
+
 # per-drag scores the ablation compares, and whether higher is better
 ABLATION_METRICS = {"epe": False, "part_iou": True, "axis_err_deg": False, "joint_type_ok": True}
 
@@ -227,7 +241,8 @@ def write_ablation(result: dict[str, dict[str, Any]], seeds: list[int], path: Pa
 
 
 def _mpc_rows(method: str, seed: int, dynamics_for: Any, spec: Spec, heldout: list[dict], run_dir: Path,
-              progress: Any) -> tuple[dict[str, Any], list[Path]]:
+              progress: Any) -> tuple[dict[str, Any], list[Path], list[bool]]:
+    """Drag-MPC episodes of one method: its summary row, the renders, and success per episode."""
     from robocl_envs.articulated import CabinetEnv, sample_cabinet
 
     from robocl.drag.mpc import DragMPC, run_episode, sample_open_task
@@ -270,7 +285,7 @@ def _mpc_rows(method: str, seed: int, dynamics_for: Any, spec: Spec, heldout: li
         scale = 1000.0 if kind == "drawer" else 180.0 / math.pi
         row[f"open_error_{kind}_{'mm' if kind == 'drawer' else 'deg'}"] = (
             float(np.median(errs)) * scale if errs else None)
-    return row, renders
+    return row, renders, [bool(r["success"]) for r in results]
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -349,6 +364,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
     # drag-MPC on held-out cabinets
     heldout = [o for o in index["objects"] if o["split"] == "test_instance"]
     renders: list[Path] = []
+    opened: dict[tuple[str, int], list[bool]] = {}
     if spec.mpc["episodes"] > 0:
         from robocl.drag.mpc import LearnedDynamics, NearestPartDynamics
 
@@ -362,9 +378,13 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
                 else:
                     def dyn(max_drag: float) -> NearestPartDynamics:
                         return NearestPartDynamics(max_drag)
-                row, pngs = _mpc_rows(method, seed, dyn, spec, heldout, run_dir, progress)
+                row, pngs, opened[(method, seed)] = _mpc_rows(method, seed, dyn, spec, heldout, run_dir, progress)
                 record(row)
                 renders += pngs
+    open_paired = open_against_heuristic(opened, spec.seeds)
+    notes += [f"open_success {m} vs nearest_part on the same {d['episodes']} episodes: {d['b_only']} opened by "
+              f"{m} only, {d['a_only']} by nearest_part only; exact McNemar p = {d['p_value']:.3g} "
+              f"({m}: {d['verdict']})" for m, d in open_paired.items()]
     plots.append(plot_metric_bars(table, ["epe", "part_iou", "axis_err_deg"], run_dir / "drag_metrics.png"))
     if histories:
         plots.append(plot_training(histories, run_dir / "drag_training.png"))
@@ -382,4 +402,4 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
         f"wall time {time.time() - t_start:.0f} s on {spec.threads} threads",
     ]
     return {"runs": [] if sink is not None else runs, "summary": _summary(runs), "notes": notes,
-            "plots": [str(p) for p in plots + renders], "ablation": ablation_result}
+            "plots": [str(p) for p in plots + renders], "ablation": ablation_result, "open_paired": open_paired}

@@ -2,7 +2,9 @@
 
 Items on one object (the drags of one cabinet) are correlated, so the object is the independent
 unit: the per-item differences are averaged per object and a bootstrap over objects gives the
-confidence interval of the mean difference (scipy.stats.bootstrap, percentile method)."""
+confidence interval of the mean difference (scipy.stats.bootstrap, percentile method). For
+success/failure per episode (one episode per object), `paired_success` is the exact McNemar test:
+only the episodes one method solves and the other does not carry information."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import bootstrap
+from scipy.stats import binomtest, bootstrap
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,31 @@ class PairedDifference:
             return "no measurable difference"
         b_higher = self.low > 0.0
         return "better" if b_higher == higher_is_better else "worse"
+
+
+@dataclass(frozen=True)
+class PairedSuccess:
+    episodes: int
+    a_only: int  # episodes only a solves
+    b_only: int  # episodes only b solves
+    p_value: float  # exact two-sided McNemar (binomial test on the discordant episodes); 1 if none
+
+    def verdict(self, alpha: float = 0.05) -> str:
+        """'better' / 'worse' (b against a) when the discordant episodes are that lopsided, else
+        'no significant difference'."""
+        if self.p_value >= alpha:
+            return "no significant difference"
+        return "better" if self.b_only > self.a_only else "worse"
+
+
+def paired_success(a: np.ndarray, b: np.ndarray) -> PairedSuccess:
+    """Exact McNemar test of two methods' success flags on the same episodes."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired episodes differ in number: {a.shape} vs {b.shape}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    p = binomtest(b_only, a_only + b_only).pvalue if a_only + b_only else 1.0
+    return PairedSuccess(len(a), a_only, b_only, float(p))
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray, confidence: float = 0.95,
