@@ -42,6 +42,13 @@ def number(cfg: DictConfig, key: str, lo: float | None = None, hi: float | None 
     return int(value) if integer else float(value)
 
 
+def flag(cfg: DictConfig, key: str) -> bool:
+    value = get(cfg, key)
+    if not isinstance(value, bool):
+        raise UsageError(f"{key}={value!r}: must be true or false")
+    return value
+
+
 def number_list(cfg: DictConfig, key: str, length: int | None = None, min_items: int = 1) -> list[float]:
     value = get(cfg, key)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and length in (None, 1):

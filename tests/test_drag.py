@@ -18,7 +18,8 @@ from robocl.drag.dataset import DragBatches, load_split, rotate_z
 from robocl.drag.evaluate import evaluate
 from robocl.drag.metrics import axis_angle_deg, axis_error, epe, part_iou
 from robocl.drag.model import DragModelConfig, DragPredictor, Level
-from robocl.drag.refine import MaskRefinement, refine_probability, smoothing_matrix
+from robocl.drag.ops import Stencil
+from robocl.drag.refine import MaskRefinement, refine_probability, smoothing_stencil
 from robocl.drag.train import (
     TrainConfig,
     discriminative_loss,
@@ -162,13 +163,33 @@ def test_mask_refinement_by_hand():
     rgb = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0], [0.0, 1, 0]]])
     groups = torch.tensor([[[0, 1, 2], [0, 1, 2], [0, 1, 2]]])
     p = torch.tensor([[1.0, 0.2, 0.0]])
-    dense = smoothing_matrix(xyz, rgb, groups, cfg).to_dense()
+    dense = smoothing_stencil(xyz, rgb, groups, cfg).dense()[0]
     w = torch.exp(-0.5 * (torch.cdist(xyz[0], xyz[0]) ** 2 / 0.01 + torch.cdist(rgb[0], rgb[0]) ** 2 / 0.01))
     assert torch.allclose(dense, w / w.sum(-1, keepdim=True), atol=1e-6)
-    out = refine_probability(p, smoothing_matrix(xyz, rgb, groups, cfg), 1)
+    out = refine_probability(p, smoothing_stencil(xyz, rgb, groups, cfg), 1)
     assert torch.allclose(out, p @ (w / w.sum(-1, keepdim=True)).T, atol=1e-6)
     assert out[0, 1] > 0.5 > p[0, 1]  # pulled to the neighbour of its own colour
     assert out[0, 2] < 0.01  # the other colour barely listens
+
+
+def test_stencil_gather_and_sparse_forms_match_by_hand():
+    """Two output points from three source points: row 0 = 0.25 x0 + 0.75 x2, row 1 = x1 (by hand);
+    the sparse product (eager) and the gather form (compiled) agree, for one cloud per drag and
+    for one cloud shared by several drags."""
+    idx = torch.tensor([[[0, 2], [1, 1]]])
+    w = torch.tensor([[[0.25, 0.75], [0.5, 0.5]]])
+    st = Stencil(idx, w, cols=3)
+    x = torch.tensor([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]])
+    expect = torch.tensor([[[2.5, 25.0], [2.0, 20.0]]])
+    assert torch.allclose(st.by_sparse(x), expect) and torch.allclose(st.by_gather(x), expect)
+    assert torch.allclose(st.dense()[0], torch.tensor([[0.25, 0.0, 0.75], [0.0, 1.0, 0.0]]))
+    gen = torch.Generator().manual_seed(0)
+    many = torch.randn(4, 3, 2, generator=gen)  # four drags on the one cloud
+    assert torch.allclose(st.by_sparse(many), st.by_gather(many), atol=1e-6)
+    two = Stencil(torch.randint(0, 5, (2, 7, 3), generator=gen), torch.rand(2, 7, 3, generator=gen), cols=5)
+    xs = torch.randn(2, 5, 4, generator=gen)
+    assert torch.allclose(two.by_sparse(xs), two.by_gather(xs), atol=1e-6)
+    assert torch.allclose(two.by_sparse(xs), two.dense() @ xs, atol=1e-6)
 
 
 def test_recentred_membership_recovers_a_part_dragged_at_its_edge():

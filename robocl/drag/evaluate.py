@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-import time
+import warnings
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from robocl.bench.timing import interleaved_times
 from robocl.drag.baselines import Predictor
+from robocl.drag.compiled import compile_predictor
 from robocl.drag.dataset import DragSplit
 from robocl.drag.metrics import axis_angle_deg, part_iou_per_sample
 from robocl.drag.model import DragPredictor
@@ -58,15 +60,32 @@ def evaluate(predict: Predictor, split: DragSplit, batch_size: int = 32) -> dict
 
 
 def inference_timing(model: DragPredictor, points: torch.Tensor, colors: torch.Tensor, start: torch.Tensor,
-                     vec: torch.Tensor, repeats: int = 100, warmup: int = 10) -> dict[str, float]:
-    """Median and p95 wall time (ms) of one forward pass (one cloud, one drag) in inference mode."""
+                     vec: torch.Tensor, repeats: int = 100, warmup: int = 10,
+                     use_compile: bool = True) -> dict[str, float]:
+    """Wall time (ms, median and p95) of one forward pass (one cloud, one drag) in inference mode:
+    compiled (`robocl.drag.compiled`, the deployed path; `infer_ms_*`) and eager
+    (`infer_ms_eager_*`), interleaved call by call so that machine noise hits both alike. Also the
+    one-off compile time (s) and the largest difference between the two paths' moving logits (a
+    compiled pass must give the same answer)."""
     model.eval()
-    times = []
+    args = (points[None], colors[None], start[None], vec[None])
+    out: dict[str, float] = {"threads": torch.get_num_threads(), "points": int(points.shape[0])}
+    candidates = {"eager": lambda: model(*args)}
+    if use_compile:
+        compiled = compile_predictor(model, args)
+        out["compiled"] = float(compiled.compiled)
+        if compiled.compiled:
+            candidates["compiled"] = lambda: compiled.forward(*args)
+            out["compile_s"] = compiled.compile_s
+            with torch.inference_mode():
+                diff = (compiled.forward(*args).moving_logit - model(*args).moving_logit).abs().max()
+            out["compiled_logit_diff"] = float(diff)
+        else:
+            warnings.warn(f"drag predictor timed eagerly: torch.compile failed ({compiled.reason})", stacklevel=2)
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            t = time.perf_counter()
-            model(points[None], colors[None], start[None], vec[None])
-            if i >= warmup:
-                times.append((time.perf_counter() - t) * 1000.0)
-    return {"infer_ms_median": float(np.median(times)), "infer_ms_p95": float(np.quantile(times, 0.95)),
-            "threads": torch.get_num_threads(), "points": int(points.shape[0])}
+        times = interleaved_times(candidates, repeats, warmup)
+    deployed = times.get("compiled", times["eager"])
+    out |= {"infer_ms_median": float(np.median(deployed)), "infer_ms_p95": float(np.quantile(deployed, 0.95)),
+            "infer_ms_eager_median": float(np.median(times["eager"])),
+            "infer_ms_eager_p95": float(np.quantile(times["eager"], 0.95))}
+    return out

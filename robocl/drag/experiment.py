@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from robocl import config_check as check
 from robocl.cli.app import UsageError
 from robocl.drag.baselines import Predictor, learned, nearest_part, rigid
+from robocl.drag.compiled import compiled_forward
 from robocl.drag.datagen import DatagenConfig, generate, load_index
 from robocl.drag.dataset import DragSplit, load_split
 from robocl.drag.evaluate import drag_scores, inference_timing, summarize_scores
@@ -63,6 +64,7 @@ class Spec:
     threads: int
     mpc: dict[str, Any]
     refinement: MaskRefinement
+    compile: bool  # torch.compile the learned models for timing and the planner (robocl.drag.compiled)
 
 
 def _num(cfg: DictConfig, key: str, **kw: Any) -> Any:
@@ -108,7 +110,8 @@ def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
     data_dir = OmegaConf.select(cfg, "drag.data_dir")
     threads = OmegaConf.select(cfg, "runtime.threads", default=2)
     return Spec(methods, seeds, data, train, str(data_dir) if data_dir else None, eval_drags,
-                _num(cfg, "drag.timing_repeats", lo=1, integer=True), int(threads or 2), mpc, refinement)
+                _num(cfg, "drag.timing_repeats", lo=1, integer=True), int(threads or 2), mpc, refinement,
+                check.flag(cfg, "drag.compile"))
 
 
 def _hash(obj: Any) -> str:
@@ -358,8 +361,10 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
     for (name, seed), model in models.items():
         if seed != spec.seeds[0]:
             continue
+        if spec.compile:
+            progress.log(f"compiling {name} for inference (once per input shape; about a minute on 2 cores)")
         t = inference_timing(model, cloud.points[0], cloud.colors[0], cloud.start[0], cloud.vec[0],
-                             repeats=spec.timing_repeats)
+                             repeats=spec.timing_repeats, use_compile=spec.compile)
         record({"method": name, "seed": seed, "task": "timing", **t})
     # drag-MPC on held-out cabinets
     heldout = [o for o in index["objects"] if o["split"] == "test_instance"]
@@ -373,8 +378,10 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
                 if method in LEARNED:
                     model = models[(method, seed)]
 
-                    def dyn(max_drag: float, model: DragPredictor = model) -> LearnedDynamics:
-                        return LearnedDynamics(model, max_drag)
+                    forward = compiled_forward(model) if spec.compile else model
+
+                    def dyn(max_drag: float, model: DragPredictor = model, forward: Any = forward) -> LearnedDynamics:
+                        return LearnedDynamics(model, max_drag, forward)
                 else:
                     def dyn(max_drag: float) -> NearestPartDynamics:
                         return NearestPartDynamics(max_drag)

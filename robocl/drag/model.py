@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robocl.drag.ops import block_csr, gather, interpolate, knn
-from robocl.drag.refine import DEFAULT_REFINEMENT, MaskRefinement, refine_probability, smoothing_matrix
+from robocl.drag.ops import Stencil, gather, interpolate, knn
+from robocl.drag.refine import DEFAULT_REFINEMENT, MaskRefinement, refine_probability, smoothing_stencil
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
@@ -136,7 +136,7 @@ class Geometry:
     xyz: list[Tensor]  # per level: (G, n_l, 3) centred coordinates; level 0 = all points
     group_idx: list[Tensor]
     group_rel: list[Tensor]  # per SA level: (G, n_l, k, 3), offsets / radius
-    interp: list[Tensor]  # per SA level l: sparse CSR (G*n_{l-1}, G*n_l)
+    interp: list[Stencil]  # per SA level l: 3-NN interpolation from n_l to n_{l-1} points
     point_groups: Tensor  # (G, N, k): the first-level group of each point's nearest first-level centre
 
 
@@ -168,8 +168,8 @@ class FeaturePropagation(nn.Module):
         self.norm = nn.LayerNorm(c_out)
         self.rest = mlp([c_out, c_out])
 
-    def forward(self, up: Tensor, skip: Tensor, matrix: Tensor) -> Tensor:
-        return self.rest(torch.relu(self.norm(interpolate(matrix, self.lin_up(up)) + self.lin_skip(skip))))
+    def forward(self, up: Tensor, skip: Tensor, stencil: Stencil) -> Tensor:
+        return self.rest(torch.relu(self.norm(interpolate(stencil, self.lin_up(up)) + self.lin_skip(skip))))
 
 
 @dataclass
@@ -270,7 +270,7 @@ class DragPredictor(nn.Module):
             prev = levels[-1]
             centers = prev[:, : lv.centers]
             rel.append((gather(prev, idx) - centers[:, :, None]) / lv.radius)
-            interp.append(block_csr(ui, uw.to(xyz.dtype), lv.centers))
+            interp.append(Stencil(ui, uw.to(xyz.dtype), lv.centers))
             levels.append(centers)
         return Geometry(levels, list(nb.group_idx), rel, interp, point_groups)
 
@@ -329,7 +329,7 @@ class DragPredictor(nn.Module):
         refine = post is not None and post.iterations > 0
         if refine:
             cols = colors if colors.shape[0] == geo.xyz[0].shape[0] else colors.expand(geo.xyz[0].shape[0], -1, -1)
-            smooth = smoothing_matrix(geo.xyz[0], cols, geo.point_groups, post)
+            smooth = smoothing_stencil(geo.xyz[0], cols, geo.point_groups, post)
             p = refine_probability(torch.sigmoid(logit), smooth, post.iterations)
             logit = torch.logit(p.clamp(1e-6, 1 - 1e-6))
         # part-level estimates pooled over the dragged part (vote agreement: defined on any drag)

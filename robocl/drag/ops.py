@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor
 
@@ -39,12 +41,48 @@ def block_csr(idx: Tensor, values: Tensor, cols: int) -> Tensor:
     return torch.sparse_csr_tensor(crow, flat, values.reshape(-1), (g * n, g * cols), check_invariants=False)
 
 
-def interpolate(matrix: Tensor, x: Tensor) -> Tensor:
-    """Apply a sparse (G*n, G*m) interpolation to features x (B,m,C); G is B or 1 (shared cloud)."""
-    b, m, c = x.shape
-    groups = matrix.shape[1] // m
-    n = matrix.shape[0] // groups
-    if groups == b:
-        return (matrix @ x.reshape(b * m, c)).view(b, n, c)
-    out = matrix @ x.permute(1, 0, 2).reshape(m, b * c)  # one cloud, many drags
-    return out.view(n, b, c).permute(1, 0, 2)
+@dataclass
+class Stencil:
+    """A fixed-width linear map from m points to n points of each cloud: output row i of cloud g is
+    sum_j weight[g, i, j] * x[g, idx[g, i, j]] (3-NN interpolation, mean-field smoothing).
+
+    Why two forms: eager PyTorch runs it fastest as one sparse CSR product (built once, on first
+    use, and kept for every later product on the same cloud), but sparse tensors break a
+    `torch.compile` graph, so a compiled forward pass gathers the k rows instead, and the compiler
+    fuses the gather and the weighted sum into one loop."""
+
+    idx: Tensor  # (G, n, k) into the m source points of the same cloud
+    weight: Tensor  # (G, n, k)
+    cols: int  # m
+    _csr: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def csr(self) -> Tensor:
+        """The block-diagonal sparse (G*n, G*m) matrix of the stencil."""
+        if self._csr is None:
+            self._csr = block_csr(self.idx, self.weight, self.cols)
+        return self._csr
+
+    def dense(self) -> Tensor:
+        """(G, n, m) dense matrices (for tests and inspection)."""
+        g, n, _ = self.idx.shape
+        out = torch.zeros(g, n, self.cols, dtype=self.weight.dtype, device=self.weight.device)
+        return out.scatter_add_(2, self.idx.long(), self.weight)
+
+    def by_gather(self, x: Tensor) -> Tensor:
+        """x (B,m,C) -> (B,n,C) as a gather of the k source rows and their weighted sum."""
+        return (gather(x, self.idx) * self.weight[..., None]).sum(dim=2)
+
+    def by_sparse(self, x: Tensor) -> Tensor:
+        """x (B,m,C) -> (B,n,C) as one sparse product (G is B, or 1 for many drags on one cloud)."""
+        b, m, c = x.shape
+        n = self.idx.shape[1]
+        if self.idx.shape[0] == b:
+            return (self.csr @ x.reshape(b * m, c)).view(b, n, c)
+        out = self.csr @ x.permute(1, 0, 2).reshape(m, b * c)
+        return out.view(n, b, c).permute(1, 0, 2)
+
+
+def interpolate(stencil: Stencil, x: Tensor) -> Tensor:
+    """Apply a stencil of G clouds to features x (B,m,C); G is B or 1 (one cloud, many drags)."""
+    return stencil.by_gather(x) if torch.compiler.is_compiling() else stencil.by_sparse(x)

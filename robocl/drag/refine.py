@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from robocl.drag.ops import block_csr, gather, interpolate
+from robocl.drag.ops import Stencil, gather, interpolate
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,19 @@ class MaskRefinement:
 DEFAULT_REFINEMENT = MaskRefinement()
 
 
-def smoothing_matrix(xyz: Tensor, colors: Tensor, groups: Tensor, cfg: MaskRefinement) -> Tensor:
+def smoothing_stencil(xyz: Tensor, colors: Tensor, groups: Tensor, cfg: MaskRefinement) -> Stencil:
     """Row-normalized bilateral weights exp(-|dx|^2 / 2 sx^2 - |dc|^2 / 2 sc^2) over each point's
-    neighbours `groups` (G,N,k), as one sparse CSR (G*N, G*N) block-diagonal matrix (built once per
-    forward call; every mean-field step is then one sparse product for all of its drags)."""
+    neighbours `groups` (G,N,k) (built once per forward call; every mean-field step is then one
+    product for all of its drags)."""
     feat = torch.cat([xyz / cfg.sigma_xyz, colors / cfg.sigma_rgb], dim=-1)
     w = torch.exp(-0.5 * (gather(feat, groups) - feat[:, :, None]).pow(2).sum(-1))
     w = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-    return block_csr(groups, w.to(xyz.dtype), groups.shape[1])
+    return Stencil(groups, w.to(xyz.dtype), groups.shape[1])
 
 
-def refine_probability(p: Tensor, matrix: Tensor, iterations: int) -> Tensor:
+def refine_probability(p: Tensor, stencil: Stencil, iterations: int) -> Tensor:
     """Mean field: p_i <- sum_j w_ij p_j, `iterations` times (p (B,N) in [0, 1])."""
     x = p[..., None]
     for _ in range(iterations):
-        x = interpolate(matrix, x)
+        x = interpolate(stencil, x)
     return x[..., 0]

@@ -10,7 +10,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import mujoco
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,11 +23,15 @@ ID_KEYS = ("method", "seed", "task")
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        robocl_version = version("robocl")
-    except PackageNotFoundError:  # running from a bare checkout
-        robocl_version = "0+unknown"
-    return {"robocl": robocl_version, "torch": torch.__version__, "mujoco": mujoco.__version__}
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:  # running from a bare checkout
+            return "0+unknown"
+
+    # mujoco's version from its metadata: importing it here, before an env module has chosen the
+    # headless GL backend (MUJOCO_GL=egl), would leave rendering without an OpenGL context
+    return {"robocl": of("robocl"), "torch": torch.__version__, "mujoco": of("mujoco")}
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
