@@ -4,7 +4,7 @@ Input: a point cloud (B,N,3) in FPS order with colours (B,N,3), and one drag per
 point and vector, (B,3) each). Set abstraction (SA) level l takes the first n_l points as centres
 (the FPS prefix property, so no sampling at run time), groups k nearest neighbours within radius
 r_l (a batched matmul + topk) and max-pools a shared MLP. Feature propagation (FP) interpolates back
-to every point (3-NN inverse distance, a sparse matrix product) with skip connections. Neighbour
+to every point (3-NN inverse distance, a `robocl.drag.ops.Stencil`) with skip connections. Neighbour
 indices depend on the cloud only (and not on a rotation or shift of it), so training caches them
 per cloud and a planner computes them once for all the drags it tries on one cloud.
 
@@ -67,9 +67,9 @@ class Level:
 @dataclass(frozen=True)
 class DragModelConfig:
     """Architecture of the drag predictor (sized for one cloud and drag in under 20 ms on two CPU
-    cores: 16.1 ms median over 10 processes with the mask refinement, 14.7 ms without; 384
-    first-level centres instead of 512 took 30% off the forward pass, at the same `part_iou` in a
-    pilot run)."""
+    cores: 12.8 ms median compiled, 20.4 ms eager, over 5 processes with the mask refinement
+    (robocl-bench suite=drag); 384 first-level centres instead of 512 took 30% off the forward
+    pass, at the same `part_iou` in a pilot run)."""
 
     point_width: int = 32
     point_sigma: float = 0.05
