@@ -148,15 +148,18 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
     json.dumps(out)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["methods=[hypercrl]"], "methods: unknown ['hypercrl']"),
-    (["drag.continual.epochs=0"], "drag.continual.epochs"),
-    (["drag.continual.l2_strength=-1"], "drag.continual.l2_strength"),
-    (["drag.refine.sigma_xyz=0"], "drag.refine.sigma_xyz"),
+@pytest.mark.parametrize("experiment, args, fragment", [
+    ("drag_continual", ["methods=[hypercrl]"], "methods: unknown ['hypercrl']"),
+    ("drag_continual", ["drag.continual.epochs=0"], "drag.continual.epochs"),
+    ("drag_continual", ["drag.continual.l2_strength=-1"], "drag.continual.l2_strength"),
+    ("drag_continual", ["drag.refine.sigma_xyz=0"], "drag.refine.sigma_xyz"),
+    ("cabinet_drag", ["drag.compile=maybe"], "drag.compile='maybe': must be true or false"),
+    ("cabinet_drag", ["drag.points=100"], "drag.points"),
+    ("cabinet_drag", ["methods=[drag_xl]"], "methods: unknown ['drag_xl']"),
 ])
-def test_bad_continual_settings_one_line_exit_2(tmp_path, args, fragment):
+def test_bad_drag_settings_one_line_exit_2(tmp_path, experiment, args, fragment):
     exe = Path(sys.executable).with_name("robocl-run")
-    proc = subprocess.run([str(exe), "experiment=drag_continual",
+    proc = subprocess.run([str(exe), f"experiment={experiment}",
                            f"hydra.run.dir={tmp_path}", *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

@@ -47,6 +47,7 @@ def run(cfg: DictConfig, progress: Any) -> dict[str, Any]:
     points = check.number(cfg, "suite.points", lo=512, integer=True)
     population = check.number(cfg, "suite.population", lo=1, integer=True)
     seed = check.number(cfg, "suite.object_seed", lo=0, integer=True)
+    population_repeats = check.number(cfg, "suite.population_repeats", lo=1, integer=True)
     model = _model(cfg.suite.checkpoint)
     pts, cols, on_part = _cloud(points, seed)
     rng = torch.Generator().manual_seed(seed)
@@ -63,7 +64,6 @@ def run(cfg: DictConfig, progress: Any) -> dict[str, Any]:
         geo = model.geometry(pts[None] - pts.mean(dim=0))
         fast.forward(*many, geometry=geo)  # the population shape compiles on its first call
     repeats, warmup = int(cfg.bench.repeats), int(cfg.bench.warmup)
-    population_repeats = check.number(cfg, "suite.population_repeats", lo=1, integer=True)
     runs, ratios = [], {}
     workloads = (("one_drag", one, {}, repeats, warmup),
                  (f"P{population}_cached_geometry", many, {"geometry": geo}, population_repeats, 2))
