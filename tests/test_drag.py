@@ -26,6 +26,7 @@ from robocl.drag.train import (
     load_checkpoint,
     resume_path,
     save_checkpoint,
+    soft_iou_loss,
     train_two_stage,
 )
 
@@ -104,6 +105,20 @@ def test_discriminative_loss_matches_hand_computed_value():
     assert float(discriminative_loss(emb, labels)) == pytest.approx(expected, rel=1e-4)
     far = torch.tensor([[[0.0, 0.0], [0.0, 0.0], [3.0, 0.0], [3.0, 0.0]]])
     assert float(discriminative_loss(far, labels)) == pytest.approx(1e-3 * 1.5, rel=1e-4)  # only reg
+
+
+def test_soft_iou_loss_matches_hand_computed_value():
+    # drag 0: p = (0.5, 0.5, 0) on target (1, 0, 0): inter 0.5, union 1.5 -> 1 - 1/3;
+    # drag 1: p = (1, 1, 0) on (1, 1, 0) -> 0; drag 2 moves nothing: left out of the mean
+    big = 30.0
+    logit = torch.tensor([[0.0, 0.0, -big], [big, big, -big], [big, big, big]])
+    target = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 0]]).bool()
+    assert float(soft_iou_loss(logit, target)) == pytest.approx((2 / 3 + 0.0) / 2, abs=1e-6)
+    # a small part counts as much as a large one: missing 1 of 2 points costs what 50 of 100 do
+    small = soft_iou_loss(torch.tensor([[big, -big] + [-big] * 98]), torch.tensor([[1, 1] + [0] * 98]).bool())
+    large = soft_iou_loss(torch.tensor([[big] * 50 + [-big] * 50]), torch.tensor([[1] * 100]).bool())
+    assert float(small) == pytest.approx(0.5, abs=1e-6) and float(large) == pytest.approx(0.5, abs=1e-6)
+    assert float(soft_iou_loss(logit[2:], target[2:])) == 0.0
 
 
 def test_moves_head_gates_the_mask_and_old_checkpoints_load(tmp_path):

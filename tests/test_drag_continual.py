@@ -155,6 +155,7 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
     ("drag_continual", ["drag.refine.sigma_xyz=0"], "drag.refine.sigma_xyz"),
     ("cabinet_drag", ["drag.compile=maybe"], "drag.compile='maybe': must be true or false"),
     ("cabinet_drag", ["drag.points=100"], "drag.points"),
+    ("cabinet_drag", ["drag.iou_weight=-1"], "drag.iou_weight=-1: must be a number >= 0"),
     ("cabinet_drag", ["methods=[drag_xl]"], "methods: unknown ['drag_xl']"),
 ])
 def test_bad_drag_settings_one_line_exit_2(tmp_path, experiment, args, fragment):

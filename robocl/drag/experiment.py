@@ -91,7 +91,7 @@ def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
         stage2_epochs=_num(cfg, "drag.stage2_epochs", lo=0, integer=True),
         batch_size=_num(cfg, "drag.batch_size", lo=1, integer=True),
         lr=_num(cfg, "drag.lr", lo=0, lo_open=True), stage2_lr=_num(cfg, "drag.stage2_lr", lo=0, lo_open=True),
-        embed_weight=_num(cfg, "drag.embed_weight", lo=0))
+        embed_weight=_num(cfg, "drag.embed_weight", lo=0), iou_weight=_num(cfg, "drag.iou_weight", lo=0))
     eval_drags = OmegaConf.select(cfg, "drag.eval_drags")
     if eval_drags is not None:
         eval_drags = _num(cfg, "drag.eval_drags", lo=1, integer=True)

@@ -43,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     seg_weight: float = 1.0
     embed_weight: float = 3.0  # of the embedding's pull/push loss within the segmentation terms
+    iou_weight: float = 0.0  # of the per-drag soft-IoU loss on the moving mask within the segmentation terms
     joint_weight: float = 0.3
     augment: bool = True
     seed: int = 0
@@ -78,6 +79,9 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
     terms = {"epe_cm": f_all, "epe_moving_cm": f_mov, "motion_cm": f_raw, "seg": seg, "movable": mov,
              "vote": vote}
     parts = seg + mov + vote
+    if cfg.iou_weight > 0:
+        terms["soft_iou"] = soft_iou_loss(out.moving_logit, moving)
+        parts = parts + cfg.iou_weight * terms["soft_iou"]
     if out.embedding is not None:
         terms["embed"] = discriminative_loss(out.embedding, batch["labels"])
         parts = parts + cfg.embed_weight * terms["embed"]
@@ -115,6 +119,21 @@ def drag_losses(out: DragOutput, batch: dict[str, Tensor], stage: int, cfg: Trai
                      + cfg.seg_weight * 10.0 * parts
                      + cfg.joint_weight * 10.0 * (jt + ax + pv + am))
     return terms
+
+
+def soft_iou_loss(logit: Tensor, target: Tensor) -> Tensor:
+    """Mean over drags that move something of 1 - soft IoU (sum p t / sum (p + t - p t)) of the
+    moving mask. Why: the point-wise BCE weighs a drag by its part's point count, so a small
+    drawer's mask barely registers, while part_iou scores every drag alike (held-out drawers under
+    50 points scored IoU 0.60 with BCE alone)."""
+    p = torch.sigmoid(logit)
+    t = target.float()
+    inter = (p * t).sum(-1)
+    union = (p + t - p * t).sum(-1)
+    has = t.sum(-1) > 0
+    if not has.any():
+        return logit.sum() * 0.0
+    return (1.0 - inter[has] / union[has].clamp_min(1e-6)).mean()
 
 
 def discriminative_loss(embedding: Tensor, labels: Tensor) -> Tensor:
