@@ -13,6 +13,10 @@ from robocl.data import collect_exploration
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# The user's model cache, read before `isolated_cache` points ROBOCL_CACHE_DIR at a temporary folder:
+# only the slow acceptance tests of the default experiments use it (hours of training otherwise).
+USER_CACHE_DIR = os.environ.get("ROBOCL_CACHE_DIR") or os.path.expanduser("~/.cache/robocl")
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
