@@ -13,15 +13,13 @@ from robocl.data import collect_exploration
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-# The user's model cache, read before `isolated_cache` points ROBOCL_CACHE_DIR at a temporary folder:
-# only the slow acceptance tests of the default experiments use it (hours of training otherwise).
-USER_CACHE_DIR = os.environ.get("ROBOCL_CACHE_DIR") or os.path.expanduser("~/.cache/robocl")
-
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test run trains its own models (no stale user cache), shared within the session."""
-    monkeypatch.setenv("ROBOCL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "robocl-cache"))
+def isolated_cache(request, tmp_path_factory, monkeypatch):
+    """Every test run trains its own models (no stale user cache), shared within the session; a test
+    marked `user_cache` keeps the user's (the config's runtime.cache_dir default)."""
+    if request.node.get_closest_marker("user_cache") is None:
+        monkeypatch.setenv("ROBOCL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "robocl-cache"))
     monkeypatch.setenv("WANDB_MODE", "offline")
 
 
