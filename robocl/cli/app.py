@@ -15,11 +15,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from robocl.errors import UsageError  # noqa: F401  (re-exported: the CLI maps it to exit 2)
+
 CONFIG_PACKAGE = "robocl_configs"
-
-
-class UsageError(Exception):
-    """A bad command line or config value; the message is the one line the user sees."""
 
 
 def config_groups() -> dict[str, list[str]]:
@@ -42,12 +40,43 @@ def _check_group_choices(overrides: list[str]) -> None:
             raise UsageError(f"{key}={value}: no such {key} config; accepted: {accepted}")
 
 
+def is_robot_file(value: str) -> bool:
+    return value.endswith((".yaml", ".yml")) or "/" in value
+
+
+def split_robot_file(overrides: list[str]) -> tuple[list[str], DictConfig | None]:
+    """`robot=PATH.yaml` (a user's robot spec, not a config-group option): the remaining overrides and the
+    loaded spec, with any `robot.KEY=VALUE` overrides applied to it."""
+    chosen = [a for a in overrides if a.partition("=")[0] == "robot" and is_robot_file(a.partition("=")[2])]
+    if not chosen:
+        return overrides, None
+    path = Path(chosen[-1].partition("=")[2]).expanduser()
+    if not path.is_file():
+        raise UsageError(f"robot={path}: no such robot file (a YAML robot spec; see configs/robot/diff_drive.yaml)")
+    try:
+        node = OmegaConf.load(path)
+    except Exception as exc:
+        raise UsageError(f"robot={path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(node, DictConfig):
+        raise UsageError(f"robot={path}: expected a mapping of robot keys (name, codec, dt, state, command, ...)")
+    rest = [a for a in overrides if a.partition("=")[0] != "robot"]
+    tweaks = [a[len("robot."):] for a in rest if a.startswith("robot.")]
+    if tweaks:
+        try:
+            node = OmegaConf.merge(node, OmegaConf.from_dotlist(tweaks))
+        except Exception as exc:
+            raise UsageError(f"robot overrides: {str(exc).splitlines()[0]}") from None
+    node.setdefault("source", str(path.resolve()))
+    return [a for a in rest if not a.startswith("robot.")], node
+
+
 def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConfig, Path]:
     """Compose the config with Hydra; returns (config without the hydra node, run dir)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    overrides, robot_file = split_robot_file(overrides)
     _check_group_choices(overrides)
     GlobalHydra.instance().clear()
     try:
@@ -62,6 +91,8 @@ def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConf
         raise UsageError(f"hydra.run.dir: {exc}") from None
     with open_dict(cfg):
         del cfg["hydra"]
+        if robot_file is not None:
+            cfg["robot"] = robot_file
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:
