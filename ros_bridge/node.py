@@ -31,11 +31,20 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+CODEC_BINDINGS = {"planar": "ugv", "quadrotor": "quadrotor"}
+
+
 def binding_for(cfg: DictConfig) -> RobotBinding:
+    """The message binding of the robot's state layout: any planar robot (a user's robot file with
+    `codec: planar` too) drives like the UGV, any `codec: quadrotor` robot like the quadrotor."""
     name = str(check.get(cfg, "robot.name"))
-    if name not in BINDINGS:
-        raise UsageError(f"robot={name}: the ROS bridge drives {', '.join(BINDINGS)}")
-    return BINDINGS[name]
+    codec = str(cfg.robot.get("codec") or "")
+    if name in BINDINGS:
+        return BINDINGS[name]
+    if codec in CODEC_BINDINGS:
+        return BINDINGS[CODEC_BINDINGS[codec]]
+    raise UsageError(f"robot={name} (codec {codec or None}): the ROS bridge drives robots with codec "
+                     f"{' or '.join(CODEC_BINDINGS)} (nav_msgs/Odometry in, Twist / TwistStamped out)")
 
 
 def resolve(cfg: DictConfig) -> dict[str, Any]:
@@ -47,7 +56,11 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     from robocl.methods import parse_method
 
     parse_method(str(check.get(cfg, "ros.method")))
+    from robocl.dynamics.artifact import file_fingerprint
+    from robocl.experiments.common import adopt_model_settings, model_path
+
     dt = check.number(cfg, "robot.dt", lo=0, lo_open=True)
+    adopt_model_settings(cfg)  # model=PATH: checked against the robot; its dynamics settings apply
     with open_dict(cfg):
         if cfg.ros.rate_hz is None:
             cfg.ros.rate_hz = 1.0 / dt
@@ -59,8 +72,10 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
         if cfg.ros.topics.command is None:
             cfg.ros.topics.command = binding.default_command_topic
         if cfg.ros.checkpoint.path is None:
+            # a node started from a robocl-train model keeps its on-board learning apart from other models'
+            tag = f"-{file_fingerprint(model_path(cfg))}" if model_path(cfg) is not None else ""
             cfg.ros.checkpoint.path = str(Path(str(cfg.runtime.cache_dir)) / "ros" /
-                                          f"{binding.name}-{cfg.dynamics.kind}-node.pt")
+                                          f"{cfg.robot.name}-{cfg.dynamics.kind}{tag}-node.pt")
     values = defaults(cfg)
     check_learning(cfg, values)
     for key in ("ros.status_period_s", "ros.regime.ratio", "ros.regime.floor"):

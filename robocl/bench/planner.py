@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from robocl.bench.timing import interleaved_times, ratio_summary, timing_row
-from robocl.experiments.common import make_model
+from robocl.experiments.common import make_model, model_path, pretrained_model
 from robocl.planning.costs import WaypointCost
 from robocl.planning.factory import mppi as build_mppi
 
@@ -36,7 +36,8 @@ def _pytorch_mppi(model, cost: WaypointCost, cfg: DictConfig):
 
 
 def run(cfg: DictConfig, progress) -> dict[str, Any]:
-    model = make_model(cfg).eval()  # timing does not depend on the weights' values
+    # timing does not depend on the weights' values: fresh weights unless model=PATH names a trained model
+    model = (pretrained_model(cfg, log=progress.log)[0] if model_path(cfg) is not None else make_model(cfg)).eval()
     cost = WaypointCost()
     cost.set_goal(torch.tensor([3.0, 1.0]))
     ours = build_mppi(cfg.planner, model.step, cost, cfg.robot, seed=0)

@@ -12,23 +12,36 @@ import gymnasium as gym
 import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.data import collect_exploration
+from robocl.dynamics.artifact import check_robot, file_fingerprint, load_weights, read_model
 from robocl.dynamics.base import DynamicsModel
 from robocl.factory import build, load_callable
 from robocl.methods import MethodSpec
 from robocl.planning.base import CostFn
 from robocl.refiners.base import Refiner
+from robocl.robots.spec import require_simulator, spec_from_config
 from robocl.utils.io import atomic_torch_save
 
 PRETRAIN_VERSION = 1  # bump when exploration or training changes so stale caches are not reused
 
 
+CODEC_FACTORIES = {
+    "planar": "robocl.robots.codec:planar_codec",
+    "quadrotor": "robocl.robots.quadrotor:quadrotor_codec",
+    "vector": "robocl.robots.vector:vector_codec",
+}
+
+
 def make_codec(cfg: DictConfig):
-    return load_callable(str(cfg.robot.codec_factory), "robot.codec_factory")(cfg.robot)
+    """The robot's state codec: `robot.codec_factory` if it names one, else the one of `robot.codec`."""
+    spec = cfg.robot.get("codec_factory") or CODEC_FACTORIES.get(str(cfg.robot.get("codec")))
+    if spec is None:
+        spec_from_config(cfg.robot)  # raises the one-line error naming the accepted codecs
+    return load_callable(str(spec), "robot.codec_factory")(cfg.robot)
 
 
 def make_model(cfg: DictConfig) -> DynamicsModel:
@@ -55,13 +68,48 @@ def nominal_env(robot: DictConfig) -> tuple[dict[str, Any], Any]:
     return {"dt": float(robot.dt)}, None
 
 
+def model_path(cfg: DictConfig) -> Path | None:
+    """`model=PATH`: a robocl-train artifact to use as the nominal model instead of simulator pretraining."""
+    value = OmegaConf.select(cfg, "model")
+    return Path(str(value)).expanduser() if value not in (None, "") else None
+
+
+def adopt_model_settings(cfg: DictConfig, period: float | None = None) -> dict | None:
+    """Check `model=PATH` against the robot (one line if it does not fit) and make `cfg.dynamics` the
+    artifact's, so strategies and planners see the model that will run. Returns the artifact or None."""
+    path = model_path(cfg)
+    if path is None:
+        return None
+    payload = read_model(path)
+    check_robot(payload, spec_from_config(cfg.robot), path, period)
+    with open_dict(cfg):
+        cfg.dynamics = OmegaConf.create(payload["dynamics"])
+    return payload
+
+
+def model_from_artifact(cfg: DictConfig, log=print, period: float | None = None) -> tuple[DynamicsModel, dict]:
+    path = model_path(cfg)
+    payload = adopt_model_settings(cfg, period)
+    model = load_weights(make_model(cfg), payload, path)
+    info = {"model": str(path), "model_fingerprint": file_fingerprint(path), "trained_for": payload["robot"]["name"],
+            "data_fingerprint": payload["data"].get("fingerprint"), "metrics": payload.get("metrics", {})}
+    log(f"loaded {cfg.dynamics.kind} model {path} (trained by robocl-train on {payload['data'].get('transitions')} "
+        "transitions)")
+    return model, info
+
+
 def pretrained_model(cfg: DictConfig, log=print, env_overrides: dict[str, Any] | None = None
                      ) -> tuple[DynamicsModel, dict]:
-    """The nominal-regime model: loaded from the cache, or trained on exploration data and cached.
+    """The nominal-regime model: `model=PATH` if given, else loaded from the cache, or trained on
+    exploration data in the robot's simulator and cached.
 
     The simulator is the robot's `nominal_env`; `env_overrides` changes its kwargs (and so the
     cache key), e.g. a different control period for recorded data.
     """
+    if model_path(cfg) is not None:
+        period = (env_overrides or {}).get("dt")
+        return model_from_artifact(cfg, log, None if period is None else float(period))
+    require_simulator(cfg.robot, "simulator pretraining of the nominal model (pass model=PATH from robocl-train)")
     nominal_kwargs, shape_action = nominal_env(cfg.robot)
     env_kwargs = {**nominal_kwargs, **(env_overrides or {})}
     path = Path(str(cfg.runtime.cache_dir)) / f"{cfg.robot.name}-{cfg.dynamics.kind}-{cache_key(cfg, env_kwargs)}.pt"

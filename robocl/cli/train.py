@@ -1,0 +1,206 @@
+"""`robocl-train data=PATH ...`: fit a robot's nominal dynamics model from its own recorded data.
+
+Reads ROS 1/2 bags, CSV or a folder of episodes with robocl-eval's readers and data.* keys, holds
+out validation data by episode (or by time block), trains with Lightning and early stopping on the
+validation NLL, and writes to the run directory: `model.pt` (a self-describing artifact that
+`model=PATH` loads in robocl-run, robocl-eval, robocl-ros and robocl-bench), `results.json`
+(`command: train`), `training.png` (loss curves) and `errors.png` (validation error by horizon).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from robocl import config_check as check
+from robocl.cli.app import UsageError, run_app
+from robocl.cli.recorded import check_sources
+from robocl.robots.spec import spec_from_config
+
+DESCRIPTION = ("Fit the nominal dynamics model from a robot's recorded data (data=PATH: a ROS 1/2 bag, a CSV, or a "
+               "folder of them); writes model.pt for model=PATH in the other commands.")
+TRAINABLE = ("ensemble",)
+
+
+def settings(cfg: DictConfig) -> dict[str, Any]:
+    t = "train."
+    return {
+        "val_fraction": check.number(cfg, t + "val_fraction", lo=0, hi=0.9, lo_open=True),
+        "max_epochs": check.number(cfg, t + "max_epochs", lo=1, integer=True),
+        "patience": check.number(cfg, t + "patience", lo=1, integer=True),
+        "batch_size": check.number(cfg, t + "batch_size", lo=1, integer=True),
+        "lr": check.number(cfg, t + "lr", lo=0, lo_open=True),
+        "weight_decay": check.number(cfg, t + "weight_decay", lo=0),
+        "seed": check.number(cfg, t + "seed", integer=True),
+        "horizon": check.number(cfg, t + "horizon", lo=1, integer=True),
+        "compare_sim": check.flag(cfg, t + "compare_sim"),
+        "min_transitions": check.number(cfg, t + "min_transitions", lo=2, integer=True),
+    }
+
+
+def validate(cfg: DictConfig) -> None:
+    spec_from_config(cfg.robot)
+    kind = str(OmegaConf.select(cfg, "dynamics.kind"))
+    if kind not in TRAINABLE:
+        raise UsageError(f"dynamics={kind}: robocl-train fits {', '.join(TRAINABLE)} models")
+    if OmegaConf.select(cfg, "model") not in (None, ""):
+        raise UsageError("model=...: robocl-train writes a model (run_dir/model.pt, or train.out=PATH); "
+                         "it does not read one")
+    settings(cfg)
+    limit = OmegaConf.select(cfg, "data.max_transitions")
+    if limit is not None:
+        check.number(cfg, "data.max_transitions", lo=2, integer=True)
+    check_sources(cfg)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> int:
+    import numpy as np
+    import torch
+
+    from robocl.dynamics.artifact import save_model
+    from robocl.dynamics.training import fit
+    from robocl.eval.progress import progress_bar
+    from robocl.eval.sink import ResultSink
+    from robocl.experiments.common import make_model, pretrained_model
+    from robocl.offline.dataset import read_recorded, split_validation
+    from robocl.offline.readers import DataError
+    from robocl.train.errors import horizon_errors
+    from robocl.train.plots import plot_horizon, plot_training
+    from robocl.utils.io import atomic_write_text
+
+    opts = settings(cfg)
+    spec = spec_from_config(cfg.robot)
+    mapping, episodes, infos = check_sources(cfg)
+    limit = OmegaConf.select(cfg, "data.max_transitions")
+    sink = ResultSink(run_dir, "train", str(cfg.experiment_name), cfg)
+    t_start = time.perf_counter()
+    with progress_bar(bool(cfg.runtime.progress)) as progress:
+        expected = sum(min(i.expected_ticks(mapping.period_ns), int(limit) if limit else 1 << 62) for i in infos)
+        task = progress.add_task("reading", total=expected, status="")
+        done_before: dict[str, int] = {}
+
+        def on_read(name: str, n: int) -> None:
+            done_before[name] = n
+            progress.update(task, completed=sum(done_before.values()), status=name)
+
+        try:
+            data = read_recorded(episodes, mapping, int(limit) if limit else None, on_read)
+        except DataError as exc:
+            raise UsageError(str(exc)) from None
+        progress.update(task, completed=expected, status=f"{len(data):,} transitions")
+        t_read = time.perf_counter() - t_start
+        if len(data) < opts["min_transitions"]:
+            raise UsageError(f"data={cfg.data.path}: only {len(data)} usable transitions after alignment at period "
+                             f"{mapping.period} s (train.min_transitions={opts['min_transitions']}); "
+                             "check data.period, "
+                             "the topics/columns and data.max_state_gap / data.command_timeout")
+        train_data, val_data, how = split_validation(data, opts["val_fraction"])
+        progress.log(f"robocl-train: {len(train_data):,} training / {len(val_data):,} validation transitions, "
+                     f"held out {how}")
+        torch.manual_seed(opts["seed"])
+        model = make_model(cfg)
+        fit_task = progress.add_task("training (epochs)", total=opts["max_epochs"], status="")
+
+        def on_epoch(epoch: int, values: dict[str, float | None]) -> None:
+            loss = values["train_loss"]
+            status = (f"loss {loss:.3f}  " if loss is not None else "") + \
+                f"val nll {values['val_nll']:.3f}  val mse {values['val_mse']:.4f}"
+            progress.update(fit_task, completed=epoch, status=status)
+
+        t0 = time.perf_counter()
+        history = fit(model, train_data.transitions(), val_data.transitions(), max_epochs=opts["max_epochs"],
+                      patience=opts["patience"], batch_size=opts["batch_size"], lr=opts["lr"],
+                      weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch)
+        t_fit = time.perf_counter() - t0
+        progress.update(fit_task, total=history["epochs"], completed=history["epochs"])
+        scale = model.target_norm.std.detach().clone()
+        curves = {"trained model": horizon_errors(model, scale, val_data.segments, opts["horizon"])}
+        kstep = min(int(cfg.metrics.kstep), opts["horizon"])
+        summary: dict[str, Any] = {
+            "train_transitions": len(train_data), "val_transitions": len(val_data),
+            "train_episodes": len(train_data.episodes()), "val_episodes": len(val_data.episodes()),
+            "val_dyn_mse": _num(curves["trained model"][0]), "val_kstep_mse": _num(curves["trained model"][kstep - 1]),
+            "kstep": kstep, "best_epoch": history.get("best_epoch"), "epochs": history["epochs"],
+            "val_nll": min(history["val_nll"]) if history["val_nll"] else None,
+            "read_s": round(t_read, 2), "fit_s": round(t_fit, 2),
+        }
+        if opts["compare_sim"] and spec.simulator:
+            sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+            sim_cfg.model = None
+            other = abs(mapping.period - spec.dt) > 1e-12
+            sim_model, _ = pretrained_model(sim_cfg, log=progress.log,
+                                            env_overrides={"dt": mapping.period} if other else None)
+            curves["simulator-pretrained model"] = horizon_errors(sim_model, scale, val_data.segments, opts["horizon"])
+            summary["sim_val_dyn_mse"] = _num(curves["simulator-pretrained model"][0])
+            summary["sim_val_kstep_mse"] = _num(curves["simulator-pretrained model"][kstep - 1])
+        elif opts["compare_sim"]:
+            sink.note(f"robot {spec.name} has no simulator: sim_val_dyn_mse is null")
+            summary["sim_val_dyn_mse"] = None
+    trained_spec = spec if abs(mapping.period - spec.dt) < 1e-12 else _with_period(spec, mapping.period)
+    dynamics = OmegaConf.to_container(cfg.dynamics, resolve=True)
+    artifact = save_model(run_dir / "model.pt", model, trained_spec, dynamics,
+                          data={"path": str(cfg.data.path), "fingerprint": data.fingerprint(),
+                                "transitions": len(data), "episodes": data.episodes(), "period": mapping.period,
+                                "validation": how},
+                          metrics={k: v for k, v in summary.items() if not k.endswith("_s")})
+    out = OmegaConf.select(cfg, "train.out")
+    if out:
+        target = Path(str(out)).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(artifact, tmp)
+        tmp.replace(target)
+    sink.summary = {"model": summary}
+    sink.runs.append({"method": "model", "seed": opts["seed"], "task": str(Path(str(cfg.data.path)).name), **summary})
+    sink.extra.update({"model_path": str(artifact), "validation": how, "history": history,
+                       "horizon_errors": {k: [_num(v) for v in e] for k, e in curves.items()},
+                       "episodes": data.stats, "period": mapping.period})
+    sink.flush()
+    plot_training(history, run_dir / "training.png")
+    plot_horizon(curves, run_dir / "errors.png")
+    lines = [f"trained {cfg.dynamics.kind} for robot {spec.name} at period {mapping.period} s: {history['epochs']} "
+             f"epochs (best {history.get('best_epoch')}), {summary['fit_s']:.0f} s",
+             f"validation ({how}): one-step dyn_mse {_fmt(summary['val_dyn_mse'])}, "
+             f"{kstep}-step {_fmt(summary['val_kstep_mse'])}"]
+    if summary.get("sim_val_dyn_mse") is not None:
+        ratio = summary["sim_val_dyn_mse"] / max(summary["val_dyn_mse"] or np.inf, 1e-12)
+        lines.append(f"simulator-pretrained model on the same data: {_fmt(summary['sim_val_dyn_mse'])} "
+                     f"({ratio:.1f}x the trained model's)")
+    lines.append(f"model: {artifact}" + (f" (copied to {out})" if out else ""))
+    text = "\n".join(lines)
+    atomic_write_text(run_dir / "summary.md", text + "\n")
+    print(text)
+    return 0
+
+
+def _with_period(spec, period: float):
+    from dataclasses import replace
+
+    return replace(spec, dt=float(period))
+
+
+def _num(v) -> float | None:
+    import math
+
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from robocl.cli.eval import rewrite_args
+
+    args = rewrite_args(sys.argv[1:] if argv is None else list(argv))
+    sys.exit(run_app("robocl-train", DESCRIPTION, train, config_name="train", argv=args, validate=validate))
+
+
+if __name__ == "__main__":
+    main()
