@@ -66,6 +66,10 @@ def split_robot_file(overrides: list[str]) -> tuple[list[str], DictConfig | None
             node = OmegaConf.merge(node, OmegaConf.from_dotlist(tweaks))
         except Exception as exc:
             raise UsageError(f"robot overrides: {str(exc).splitlines()[0]}") from None
+    from robocl.robots.spec import spec_from_config
+
+    spec = spec_from_config(node)  # one line for a bad key, before anything else reads the file
+    node.state, node.command = list(spec.state), list(spec.command)  # the codec's default names, made explicit
     node.setdefault("source", str(path.resolve()))
     return [a for a in rest if not a.startswith("robot.")], node
 

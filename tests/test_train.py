@@ -1,0 +1,225 @@
+"""robocl-train end to end on real recorded data: a MuJoCo UGV whose physics differ from robocl's
+nominal (bigger wheels, payload, low friction) stands in for a user's robot. Its drives are recorded
+as ROS 2 bags by `robocl-run record=`, robocl-train fits a model, and `model=PATH` runs it in
+robocl-eval and robocl-run. Every bad model/robot file is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from robocl.dynamics.artifact import VERSION, read_model
+
+SMALL = ["dynamics.pretrain.episodes=8", "dynamics.pretrain.steps=120", "dynamics.pretrain.epochs=25",
+         "dynamics.ensemble_size=3", "dynamics.hidden_size=64", "runtime.progress=false", "runtime.threads=1"]
+FOREIGN = ["task.physics.payload_kg=6", "task.physics.wheel_radius_scale=[1.25,1.25]", "task.physics.friction=0.4",
+           "task.gains=[[1,1]]"]
+LOOP = [(2.0, 0.0), (4.0, 1.5), (5.0, 3.5), (4.0, 5.5), (2.0, 6.0), (0.0, 5.0), (-0.5, 3.0), (0.5, 1.0)]
+COURSE = "x,y\n" + "".join(f"{x},{y}\n" for x, y in LOOP * 2)  # two laps: left turns and straights
+
+
+def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return int(exc.value.code), out.out, out.err
+
+
+def run(args, capsys):
+    from robocl.cli.run import main
+
+    return cli(main, [*SMALL, *args], capsys)
+
+
+def train(args, capsys):
+    from robocl.cli.train import main
+
+    return cli(main, [*SMALL, *args], capsys)
+
+
+def evaluate(args, capsys):
+    from robocl.cli.eval import main
+
+    return cli(main, [*SMALL, *args], capsys)
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    """Three recorded drives of the foreign UGV (two to train on, one held out by robocl-train) and a
+    fourth, other-seed drive for evaluation; then robocl-train on the first three."""
+    root = tmp_path_factory.mktemp("own-robot")
+    # module scope: conftest's isolated_cache (function scope) is not active yet, so name the session cache here
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ROBOCL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "robocl-cache"))
+    course = root / "loop.csv"
+    course.write_text(COURSE)
+    capsys = _Capture()
+    code, _, err = run([*FOREIGN, f"task.map={course}", "methods=[mppi]", "seeds=[0,1,2]", "budget.max_steps=200",
+                        "planner.population=200", f"record={root / 'rec'}", f"hydra.run.dir={root / 'r'}"], capsys)
+    assert code == 0, err
+    code, _, err = run([*FOREIGN, f"task.map={course}", "methods=[mppi]", "seeds=[5]", "budget.max_steps=200",
+                        "planner.population=200", f"record={root / 'heldout'}", f"hydra.run.dir={root / 'r2'}"], capsys)
+    assert code == 0, err
+    code, out, err = train([f"data={root / 'rec'}", "train.max_epochs=60", "train.patience=8",
+                            f"train.out={root / 'mybot.pt'}", f"hydra.run.dir={root / 'train'}"], capsys)
+    assert code == 0, err
+    mp.undo()
+    return {"root": root, "course": course, "run": root / "train", "model": root / "train" / "model.pt",
+            "heldout": root / "heldout" / "mppi_loop_s5", "out": out}
+
+
+class _Capture:
+    """capsys for a module fixture (pytest's is function-scoped): SystemExit codes and nothing else."""
+
+    def readouterr(self):
+        class R:
+            out = err = ""
+        return R()
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_train_fits_a_better_model_than_the_simulator_and_writes_its_run_directory(foreign):
+    run_dir = foreign["run"]
+    doc = results(run_dir)
+    assert doc["command"] == "train"
+    m = doc["summary"]["model"]
+    print("robocl-train on the foreign UGV:", {k: m[k] for k in ("train_transitions", "val_transitions",
+                                                                  "val_dyn_mse", "sim_val_dyn_mse", "epochs")})
+    assert m["val_episodes"] == 1 and m["train_episodes"] == 2  # held out by episode
+    assert m["train_transitions"] > 150 and m["val_transitions"] > 50
+    # the simulator model's bigger-wheel, low-friction mismatch: learning from the robot's own data pays
+    assert m["val_dyn_mse"] * 3 < m["sim_val_dyn_mse"], m
+    assert m["val_kstep_mse"] > m["val_dyn_mse"]
+    assert 1 <= m["best_epoch"] <= m["epochs"] <= 60
+    for name in ("model.pt", "training.png", "errors.png"):
+        assert (run_dir / name).stat().st_size > 10_000, name
+    assert "simulator-pretrained model on the same data" in (run_dir / "summary.md").read_text()
+    assert foreign["root"].joinpath("mybot.pt").read_bytes() == foreign["model"].read_bytes()  # train.out copy
+
+
+def test_model_artifact_describes_itself(foreign):
+    payload = read_model(foreign["model"])
+    assert payload["version"] == VERSION and payload["robocl"]
+    robot = payload["robot"]
+    assert robot["codec"] == "planar" and robot["dt"] == 0.2 and robot["state"][2] == "yaw"
+    assert robot["action_low"] == [-1.0, -1.5707963]
+    assert payload["dynamics"]["kind"] == "ensemble" and payload["dynamics"]["ensemble_size"] == 3
+    assert len(payload["data"]["fingerprint"]) == 16 and payload["data"]["transitions"] > 200
+    assert payload["metrics"]["val_dyn_mse"] == results(foreign["run"])["summary"]["model"]["val_dyn_mse"]
+    # the normalization statistics travel with the weights
+    assert "input_norm.std" in payload["state_dict"] and "target_norm.mean" in payload["state_dict"]
+
+
+def test_model_path_in_eval_reproduces_the_validation_error_and_beats_the_simulator(foreign, tmp_path, capsys):
+    """robocl-eval model=PATH: `frozen` on the validation episode is exactly robocl-train's val_dyn_mse
+    (one code path), and on another seed's drive the trained model beats the simulator model."""
+    m = results(foreign["run"])["summary"]["model"]
+    val = results(foreign["run"])["validation"].split("(")[1].rstrip(")")
+    code, _, err = evaluate([f"data={foreign['root'] / 'rec' / val}", f"model={foreign['model']}", "methods=[frozen]",
+                             f"hydra.run.dir={tmp_path / 'e'}"], capsys)
+    assert code == 0, err
+    assert results(tmp_path / "e")["summary"]["frozen"]["dyn_mse"] == pytest.approx(m["val_dyn_mse"], rel=1e-4)
+    code, _, err = evaluate([f"data={foreign['heldout']}", f"model={foreign['model']}", "methods=[frozen,online]",
+                             f"hydra.run.dir={tmp_path / 'h'}"], capsys)
+    assert code == 0, err
+    assert results(tmp_path / "h")["pretrain"]["model_fingerprint"]
+
+
+def test_model_path_in_run_plans_on_the_trained_model(foreign, tmp_path, capsys):
+    code, _, err = run([*FOREIGN, f"task.map={foreign['course']}", "methods=[mppi]", "seeds=[3]",
+                        "budget.max_steps=200", "planner.population=200", f"model={foreign['model']}",
+                        f"hydra.run.dir={tmp_path / 'p'}"], capsys)
+    assert code == 0, err
+    doc = results(tmp_path / "p")
+    assert doc["pretrain"]["model"] == str(foreign["model"])
+    assert doc["summary"]["mppi"]["success_rate"] >= 0.8
+
+
+def test_user_robot_file_trains_without_a_simulator(foreign, tmp_path, capsys):
+    """robot=PATH.yaml (the shipped template, renamed and re-bounded): robocl-train works, robocl-run says
+    in one line that the robot has no simulator."""
+    spec = tmp_path / "mybot.yaml"
+    text = (Path(__file__).parents[1] / "configs" / "robot" / "diff_drive.yaml").read_text()
+    spec.write_text(text.replace("name: diff_drive", "name: mybot").replace("[-0.8, -1.2]", "[-1.0, -1.5707963]")
+                    .replace("[0.8, 1.2]", "[1.0, 1.5707963]"))
+    code, out, err = train([f"robot={spec}", f"data={foreign['root'] / 'rec'}", "train.max_epochs=3",
+                            f"hydra.run.dir={tmp_path / 't'}"], capsys)
+    assert code == 0, err
+    doc = results(tmp_path / "t")
+    assert doc["summary"]["model"]["sim_val_dyn_mse"] is None and any("no simulator" in n for n in doc["notes"])
+    assert read_model(tmp_path / "t" / "model.pt")["robot"]["name"] == "mybot"
+    code, _, err = run([f"robot={spec}", f"model={tmp_path / 't' / 'model.pt'}"], capsys)
+    assert code == 2 and "has no simulator" in err and len(err.strip().splitlines()) == 1
+
+
+def _one_line_exit2(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def test_bad_model_files_are_one_line_exit_2(foreign, tmp_path, capsys):
+    data = f"data={foreign['heldout']}"
+    evaluate = lambda args, capsys: globals()["evaluate"]([*args, f"hydra.run.dir={tmp_path / 'e'}"], capsys)  # noqa
+    code, _, err = evaluate([data, f"model={tmp_path / 'missing.pt'}"], capsys)
+    _one_line_exit2(code, err, "no such model file")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a model")
+    code, _, err = evaluate([data, f"model={junk}"], capsys)
+    _one_line_exit2(code, err, "not a readable robocl model file")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(foreign["model"].read_bytes()[:5000])
+    code, _, err = evaluate([data, f"model={truncated}"], capsys)
+    _one_line_exit2(code, err, "damaged or truncated")
+    payload = torch.load(foreign["model"], weights_only=True)
+    other = tmp_path / "plain.pt"
+    torch.save({"model": payload["state_dict"]}, other)
+    code, _, err = evaluate([data, f"model={other}"], capsys)
+    _one_line_exit2(code, err, "not a robocl model artifact")
+    newer = tmp_path / "newer.pt"
+    torch.save({**payload, "version": VERSION + 1}, newer)
+    code, _, err = evaluate([data, f"model={newer}"], capsys)
+    _one_line_exit2(code, err, "newer than this robocl reads")
+    # a model for another robot or control period
+    code, _, err = run(["experiment=quad_continual", f"model={foreign['model']}"], capsys)
+    _one_line_exit2(code, err, "trained for robot 'ugv'", "codec")
+    code, _, err = evaluate([data, f"model={foreign['model']}", "data.period=0.1"], capsys)
+    _one_line_exit2(code, err, "control period 0.2")
+    code, _, err = evaluate([data, f"model={foreign['model']}", "robot.action_high=[2.0,1.5707963]"], capsys)
+    _one_line_exit2(code, err, "action_high")
+
+
+@pytest.mark.parametrize("robot, needle", [
+    ("codec: wheel\n", "robot.codec=wheel: accepted planar, quadrotor, vector"),
+    ("codec: planar\nname: r\ndt: 0\naction_low: [-1, -1]\naction_high: [1, 1]\nsafe_action: [0, 0]\n", "robot.dt=0"),
+    ("codec: planar\nname: r\ndt: 0.1\naction_low: [-1]\naction_high: [1, 1]\nsafe_action: [0, 0]\n",
+     "robot.action_low=[-1]: expected 2 finite numbers"),
+    ("codec: planar\nname: r\ndt: 0.1\naction_low: [-1, -1]\naction_high: [1, 1]\nsafe_action: [0, 3]\n",
+     "outside the action bounds"),
+    ("codec: planar\nname: r\ndt: 0.1\nstate: [a, b, c]\naction_low: [-1, -1]\naction_high: [1, 1]\n"
+     "safe_action: [0, 0]\n", "codec planar takes 6 state and 2 command entries"),
+    ("codec: vector\nname: r\ndt: 0.1\nstate: [a, b]\ncommand: [u]\nangles: [c]\naction_low: [-1]\naction_high: [1]\n"
+     "safe_action: [0]\n", "robot.angles: c not in robot.state"),
+    ("- just\n- a list\n", "expected a mapping"),
+])
+def test_bad_robot_files_are_one_line_exit_2(tmp_path, capsys, robot, needle):
+    path = tmp_path / "robot.yaml"
+    path.write_text(robot)
+    code, _, err = train([f"robot={path}", f"data={tmp_path}"], capsys)
+    _one_line_exit2(code, err, needle)
+
+
+def test_too_little_data_is_one_line(tmp_path, capsys):
+    log = tmp_path / "short.csv"
+    log.write_text("t,x,y,yaw,v_forward,v_lateral,yaw_rate,v_cmd,w_cmd\n" +
+                   "".join(f"{0.2 * i:.1f},{0.1 * i},0,0,0.5,0,0,0.5,0\n" for i in range(10)))
+    code, _, err = train([f"data={log}", f"hydra.run.dir={tmp_path / 'r'}"], capsys)
+    _one_line_exit2(code, err, "only 9 usable transitions")
