@@ -74,7 +74,7 @@ def boundaries_mode(cfg: DictConfig) -> str:
 
 
 def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
-    """(name, kind, config node): kind is `frozen`, `continual` or `refiner`."""
+    """(name, kind, config node): kind is `frozen`, `bias`, `continual` or `refiner`."""
     groups = config_groups()
     continual, refiners = groups.get("continual", []), groups.get("refiner", [])
     out = []
@@ -82,6 +82,9 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
     for name in names:
         if name == "frozen":
             out.append((name, "frozen", None))
+        elif name == "bias":  # the frozen model + the running mean of its last bias.window residuals
+            out.append((name, "bias", OmegaConf.create({"window": check.number(cfg, "bias.window", lo=1,
+                                                                                 integer=True)})))
         elif name in continual:
             if name == "hypercrl" and OmegaConf.select(cfg, "dynamics.kind") != "hypernet":
                 raise UsageError("methods: hypercrl needs dynamics=hypernet (got dynamics="
@@ -93,7 +96,7 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
         elif name in refiners:
             out.append((name, "refiner", group_node(cfg, "refiner", name)))
         else:
-            raise UsageError(f"methods: {name!r} is not a method; accepted: frozen, "
+            raise UsageError(f"methods: {name!r} is not a method; accepted: frozen, bias, "
                              f"{', '.join(continual)} (continual strategies), {', '.join(refiners)} (refiners)")
     if len(set(names)) != len(names):
         raise UsageError(f"methods={names}: a method is listed twice")
@@ -134,7 +137,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.eval.sink import ResultSink
     from robocl.experiments.common import pretrained_model
     from robocl.factory import build
-    from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_dynamics_track
+    from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
     from robocl.offline.plots import plot_errors
     from robocl.offline.readers import DataError, open_source
 
@@ -169,6 +172,9 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                     if kind == "refiner":
                         refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed)
                         tracks.append(RefinerTrack(name, refiner, base_model, scale, low, high))
+                    elif kind == "bias":
+                        tracks.append(make_bias_track(name, base_model, settings.kstep, int(node.window),
+                                                      settings.kstep_stride))
                     else:
                         factory = None if kind == "frozen" else (
                             lambda model, s, node=node: build(node, "continual", model=model, seed=s))

@@ -8,6 +8,8 @@ is scored in hindsight: the nominal model is inverted to find the action a_p who
 prediction is the transition that happened (what a planner would have planned to get there); the
 recorded command is the intended action that realized it in the actual regime; the refiner's
 output for (s_t, a_p) is compared with it (`action_mse`; `action_mse_identity` is the unrefined a_p).
+Method `bias` (`BiasTrack`) is the non-learning adaptive reference: the frozen model plus the running
+mean of its last few one-step residuals.
 Errors are normalized like `dyn_mse` in `robocl-run`: squared error of the codec target divided by
 the nominal model's target standard deviation, averaged over target dimensions (actions: divided by
 the half-range of the action box).
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -54,14 +56,41 @@ def target_errors(model: DynamicsModel, scale: torch.Tensor, s0: torch.Tensor, p
     return (err / scale).pow(2).mean(-1)
 
 
-def mean_prediction(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """The model's mean next state (for an ensemble: the mixture mean, without the variance head)."""
+def mean_target(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The model's mean codec target (for an ensemble: the mixture mean, without the variance head)."""
     member_means = getattr(model, "_member_means", None)
     if member_means is None:
-        return model.predict(states, actions)[0]
+        return model.codec.targets(states, model.predict(states, actions)[0])
     inputs = model.model_inputs(states, actions)
     mean = member_means(inputs.unsqueeze(0).expand(model.ensemble_size, *inputs.shape)).mean(0)
-    return model.codec.integrate(states, model.target_norm.denormalize(mean))
+    return model.target_norm.denormalize(mean)
+
+
+def mean_prediction(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's mean next state; `bias` (codec-target space) is added to its target first (method `bias`)."""
+    if bias is None and getattr(model, "_member_means", None) is None:
+        return model.predict(states, actions)[0]
+    target = mean_target(model, states, actions)
+    return model.codec.integrate(states, target if bias is None else target + bias)
+
+
+def kstep_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A: torch.Tensor, first: torch.Tensor,
+                 k: int, offset: int = 0, stride: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """k-step errors of the open-loop rollouts that start with the one-step predictions `first` (n, D):
+    for the starts whose stream index (`offset` + i) is a multiple of `stride`, NaN elsewhere and where the
+    segment ends too soon. `bias` (n, target_dim), if given, is added at every step of start i's rollout."""
+    n, L = first.shape[0], A.shape[0]
+    kerr = torch.full((n,), float("nan"))
+    sel = torch.arange(n)
+    sel = sel[((offset + sel) % stride == 0) & (sel + k <= L)]
+    if len(sel):
+        x = first[sel]
+        b = None if bias is None else bias[sel]
+        for j in range(1, k):
+            x = mean_prediction(model, x, A[sel + j], b)
+        kerr[sel] = target_errors(model, scale, S[sel], x, S[sel + k])
+    return kerr
 
 
 def rollout_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A: torch.Tensor, n: int,
@@ -71,21 +100,12 @@ def rollout_errors(model: DynamicsModel, scale: torch.Tensor, S: torch.Tensor, A
 
     S: (L+1, D) states, A: (L, A) actions of one contiguous segment, L >= n.
     """
-    L = A.shape[0]
     with torch.inference_mode():
         first = mean_prediction(model, S[:n], A[:n])
         one = target_errors(model, scale, S[:n], first, S[1:n + 1])
         if k == 1:
             return one, one.clone()
-        kerr = torch.full((n,), float("nan"))
-        sel = torch.arange(n)
-        sel = sel[((offset + sel) % stride == 0) & (sel + k <= L)]
-        if len(sel):
-            x = first[sel]
-            for j in range(1, k):
-                x = mean_prediction(model, x, A[sel + j])
-            kerr[sel] = target_errors(model, scale, S[sel], x, S[sel + k])
-    return one, kerr
+        return one, kstep_errors(model, scale, S, A, first, k, offset, stride)
 
 
 @contextmanager
@@ -107,6 +127,8 @@ class Track:
     name: str
     kind: str  # dynamics | refiner
     learning: bool
+    # adapts its predictions online without learning weights (method `bias`): never the change-detection reference
+    adaptive: ClassVar[bool] = False
     errors: list[np.ndarray] = field(default_factory=list)
     kerrors: list[np.ndarray] = field(default_factory=list)
     base_errors: list[np.ndarray] = field(default_factory=list)  # refiner: identity (unrefined) error
@@ -170,6 +192,68 @@ class DynamicsTrack(Track):
         s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in (S, A, S2))
         with torch.inference_mode():
             pred = self.model.predict(s, a)[0]
+            return float(target_errors(self.model, self.scale, s, pred, s2).mean())
+
+
+def running_bias(history: torch.Tensor, residuals: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prequential running mean: bias[i] is the mean of the `window` residuals before residuals[i] (the
+    carried `history` first, then residuals[:i]; fewer at a segment's start, zero with none), from one
+    cumulative sum. Returns (bias (n, D), the new history: the last `window` residuals)."""
+    full = torch.cat([history.to(residuals.dtype), residuals])
+    csum = torch.cat([full.new_zeros(1, full.shape[1], dtype=torch.float64), full.double().cumsum(0)])
+    p = torch.arange(history.shape[0], full.shape[0])
+    lo = (p - window).clamp_min(0)
+    bias = (csum[p] - csum[lo]) / (p - lo).clamp_min(1).unsqueeze(-1)
+    return bias.to(residuals.dtype), full[-window:]
+
+
+class BiasTrack(DynamicsTrack):
+    """Method `bias`: the frozen nominal model plus the running mean of its own last `window` one-step
+    residuals (true minus predicted codec target), added to every predicted target, at every step of the
+    k-step rollout too: the disturbance estimate adaptive flight controllers use, as a reference for what
+    learning must beat. It adapts but learns no weights, so it is batched over a block; the window is
+    carried across the blocks of a segment and emptied at a segment break (bias_t uses t-window..t-1 only).
+    """
+
+    adaptive = True
+
+    def __init__(self, name: str, model: DynamicsModel, scale: torch.Tensor, kstep: int, stride: int = 1,
+                 window: int = 10) -> None:
+        super().__init__(name, model, ContinualStrategy(model), scale, kstep, stride)
+        self.window = int(window)
+        self.history = torch.zeros(0, model.codec.target_dim)
+        self.segment: int | None = None
+
+    def process(self, block: Block, S: torch.Tensor, A: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        n = block.n
+        if block.segment != self.segment:  # a break in the stream: the old residuals say nothing here
+            self.history = self.history[:0]
+            self.segment = block.segment
+        codec = self.model.codec
+        with torch.inference_mode():
+            raw = mean_target(self.model, S[:n], A[:n])
+            bias, self.history = running_bias(self.history, codec.targets(S[:n], S[1:n + 1]) - raw, self.window)
+            first = codec.integrate(S[:n], raw + bias)
+            one = target_errors(self.model, self.scale, S[:n], first, S[1:n + 1])
+            kerr = one.clone() if self.k == 1 else kstep_errors(self.model, self.scale, S, A, first, self.k,
+                                                                  block.start, self.stride, bias)
+        self.errors.append(one.numpy().astype(np.float64))
+        self.kerrors.append(kerr.numpy().astype(np.float64))
+        self.seconds += time.perf_counter() - t0
+        self.count += n
+
+    def current_bias(self) -> torch.Tensor:
+        """The bias the next prediction would use (zero before any residual)."""
+        if not len(self.history):
+            return torch.zeros(self.model.codec.target_dim)
+        return self.history[-self.window:].mean(0)
+
+    def final_errors(self, S: np.ndarray, A: np.ndarray, S2: np.ndarray) -> float:
+        """The predictor as it stands at the end (model + its final bias) on earlier data, for forgetting."""
+        s, a, s2 = (torch.as_tensor(x, dtype=torch.float32) for x in (S, A, S2))
+        with torch.inference_mode():
+            pred = mean_prediction(self.model, s, a, self.current_bias())
             return float(target_errors(self.model, self.scale, s, pred, s2).mean())
 
 
@@ -291,7 +375,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
                         f"(period {mapping.period} s; {stats.missing_state} ticks without a state, "
                         f"{stats.missing_command} without a command)")
     has_labels = any(label is not None for label in labels)
-    reference = next((t for t in tracks if t.kind == "dynamics" and not t.learning), None) or \
+    reference = next((t for t in tracks if t.kind == "dynamics" and not t.learning and not t.adaptive), None) or \
         next((t for t in tracks if t.kind == "dynamics"), None) or tracks[0]
     if has_labels:
         changes = M.label_changes(labels)
@@ -330,7 +414,9 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         e = track.series()
         series[track.name] = e
         row: dict[str, Any] = {"method": track.name, "seed": seed, "task": name, "transitions": int(total),
-                               "learning": track.learning}
+                               "learning": track.learning, "adaptive": track.learning or track.adaptive}
+        if isinstance(track, BiasTrack):
+            row["bias_window"] = track.window
         err_key = "dyn_mse" if track.kind == "dynamics" else "action_mse"
         post_key = "post_change_mse" if track.kind == "dynamics" else "post_change_action_mse"
         row[err_key] = float(np.mean(e))
@@ -396,3 +482,9 @@ def make_dynamics_track(name: str, base_model: DynamicsModel, strategy_factory: 
     strategy = strategy_factory(model, seed) if strategy_factory is not None else ContinualStrategy(model)
     return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep, stride,
                          boundaries)
+
+
+def make_bias_track(name: str, base_model: DynamicsModel, kstep: int, window: int, stride: int = 1) -> BiasTrack:
+    """Method `bias` over a private copy of the nominal model (never trained)."""
+    model = copy.deepcopy(base_model).eval()
+    return BiasTrack(name, model, base_model.target_norm.std.detach().clone(), kstep, stride, window)
