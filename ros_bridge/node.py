@@ -211,7 +211,8 @@ def _write_results(cfg: DictConfig, run_dir: Path, core, sink_cls) -> None:
     }
     sink.extra.update({"safety_events_by_reason": dict(core.events), "events": core.event_log[-500:],
                        "checkpoint": {"path": core.settings.checkpoint_path, "loaded": core.loaded_checkpoint,
-                                      "saved": bool(core.settings.learn)}})
+                                      "saved": bool(core.settings.learn)},
+                       "model": str(cfg.model) if cfg.get("model") else "simulator-pretrained"})
     if core.clock.sim:
         sink.note("sim time: jitter (lateness against the wall-clock schedule) is not measured")
     sink.add_run(row)

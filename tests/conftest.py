@@ -39,3 +39,62 @@ def ugv_data():
     train = collect_exploration(env, episodes=8, steps=120, seed=0)
     test = collect_exploration(env, episodes=3, steps=100, seed=99)
     return train, test
+
+
+# ---- a robot that is not robocl's: the foreign UGV of the own-robot tests (test_train, test_ros2) ----------
+SMALL_UGV = ["dynamics.pretrain.episodes=8", "dynamics.pretrain.steps=120", "dynamics.pretrain.epochs=25",
+             "dynamics.ensemble_size=3", "dynamics.hidden_size=64", "runtime.progress=false", "runtime.threads=1"]
+FOREIGN = ["task.physics.payload_kg=6", "task.physics.wheel_radius_scale=[1.25,1.25]", "task.physics.friction=0.4",
+           "task.gains=[[1,1]]"]
+LOOP = [(2.0, 0.0), (4.0, 1.5), (5.0, 3.5), (4.0, 5.5), (2.0, 6.0), (0.0, 5.0), (-0.5, 3.0), (0.5, 1.0)]
+COURSE = "x,y\n" + "".join(f"{x},{y}\n" for x, y in LOOP * 2)  # two laps: left turns and straights
+
+
+def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return int(exc.value.code), out.out, out.err
+
+
+def _robocl(module: str, args: list[str], capsys):
+    import importlib
+
+    return cli(importlib.import_module(module).main, [*SMALL_UGV, *args], capsys)
+
+
+@pytest.fixture(scope="session")
+def foreign(tmp_path_factory):
+    """Three recorded drives of the foreign UGV (two to train on, one held out by robocl-train) and a
+    fourth, other-seed drive for evaluation; then robocl-train on the first three."""
+    root = tmp_path_factory.mktemp("own-robot")
+    # session scope: conftest's isolated_cache (function scope) is not active yet, so name the session cache here
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ROBOCL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "robocl-cache"))
+    course = root / "loop.csv"
+    course.write_text(COURSE)
+    capsys = _Capture()
+    drive = [*FOREIGN, f"task.map={course}", "methods=[mppi]", "budget.max_steps=200", "planner.population=200"]
+    code, _, err = _robocl("robocl.cli.run", [*drive, "seeds=[0,1,2]", f"record={root / 'rec'}",
+                                              f"hydra.run.dir={root / 'r'}"], capsys)
+    assert code == 0, err
+    code, _, err = _robocl("robocl.cli.run", [*drive, "seeds=[5]", f"record={root / 'heldout'}",
+                                              f"hydra.run.dir={root / 'r2'}"], capsys)
+    assert code == 0, err
+    code, out, err = _robocl("robocl.cli.train", [f"data={root / 'rec'}", "train.max_epochs=60", "train.patience=8",
+                            f"train.out={root / 'mybot.pt'}", f"hydra.run.dir={root / 'train'}"], capsys)
+    assert code == 0, err
+    mp.undo()
+    return {"root": root, "course": course, "run": root / "train", "model": root / "train" / "model.pt",
+            "heldout": root / "heldout" / "mppi_loop_s5", "out": out}
+
+
+class _Capture:
+    """capsys for a module fixture (pytest's is function-scoped): SystemExit codes and nothing else."""
+
+    def readouterr(self):
+        class R:
+            out = err = ""
+        return R()
+
+

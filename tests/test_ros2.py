@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import FOREIGN
 from robocl_ros import graph
 
 pytestmark = pytest.mark.ros
@@ -123,3 +124,22 @@ def test_ros2_node_flies_the_simulated_quadrotor_through_waypoints(env, tmp_path
     assert sim_row["crashes"] == 0 and sim_row["nonfinite_commands"] == 0
     assert sim_row["success_rate"] >= 0.75, sim_row
     assert node_row["cycles_ok"] > 50
+
+
+def test_ros2_node_starts_from_a_trained_model_and_drives_that_robot(env, foreign, tmp_path):
+    """robocl-ros model=PATH: the node plans on the model robocl-train fitted to the foreign UGV (bigger
+    wheels, payload, low friction), driving robocl-ros-sim with those physics over a real ROS 2 graph."""
+    ckpt = tmp_path / "node.pt"
+    sim_row, node_row, log = graph.drive_course(
+        tmp_path, env,
+        ["robot=ugv", "task.map=ugv_short", *FOREIGN, "ros.use_sim_time=true", "ros.sim.real_time_factor=2",
+         "ros.sim.max_time_s=40", "ros.sim.linger_s=0.5"],
+        ["robot=ugv", f"model={foreign['model']}", "planner.population=200", "runtime.threads=1",
+         "ros.use_sim_time=true", f"ros.checkpoint.path={ckpt}"])
+    assert sim_row["success_rate"] == 1.0 and sim_row["crashes"] == 0, sim_row
+    assert f"loaded ensemble model {foreign['model']}" in " ".join(log.split())
+    import json
+
+    assert json.loads((tmp_path / "node" / "results.json").read_text())["model"] == str(foreign["model"])
+    assert node_row["learned_transitions"] > 10  # it keeps learning on board from there, checkpointed
+    assert ckpt.exists()

@@ -10,22 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FOREIGN, cli
+from conftest import SMALL_UGV as SMALL
 
 from robocl.dynamics.artifact import VERSION, read_model
-
-SMALL = ["dynamics.pretrain.episodes=8", "dynamics.pretrain.steps=120", "dynamics.pretrain.epochs=25",
-         "dynamics.ensemble_size=3", "dynamics.hidden_size=64", "runtime.progress=false", "runtime.threads=1"]
-FOREIGN = ["task.physics.payload_kg=6", "task.physics.wheel_radius_scale=[1.25,1.25]", "task.physics.friction=0.4",
-           "task.gains=[[1,1]]"]
-LOOP = [(2.0, 0.0), (4.0, 1.5), (5.0, 3.5), (4.0, 5.5), (2.0, 6.0), (0.0, 5.0), (-0.5, 3.0), (0.5, 1.0)]
-COURSE = "x,y\n" + "".join(f"{x},{y}\n" for x, y in LOOP * 2)  # two laps: left turns and straights
-
-
-def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return int(exc.value.code), out.out, out.err
 
 
 def run(args, capsys):
@@ -44,40 +32,6 @@ def evaluate(args, capsys):
     from robocl.cli.eval import main
 
     return cli(main, [*SMALL, *args], capsys)
-
-
-@pytest.fixture(scope="module")
-def foreign(tmp_path_factory):
-    """Three recorded drives of the foreign UGV (two to train on, one held out by robocl-train) and a
-    fourth, other-seed drive for evaluation; then robocl-train on the first three."""
-    root = tmp_path_factory.mktemp("own-robot")
-    # module scope: conftest's isolated_cache (function scope) is not active yet, so name the session cache here
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ROBOCL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "robocl-cache"))
-    course = root / "loop.csv"
-    course.write_text(COURSE)
-    capsys = _Capture()
-    code, _, err = run([*FOREIGN, f"task.map={course}", "methods=[mppi]", "seeds=[0,1,2]", "budget.max_steps=200",
-                        "planner.population=200", f"record={root / 'rec'}", f"hydra.run.dir={root / 'r'}"], capsys)
-    assert code == 0, err
-    code, _, err = run([*FOREIGN, f"task.map={course}", "methods=[mppi]", "seeds=[5]", "budget.max_steps=200",
-                        "planner.population=200", f"record={root / 'heldout'}", f"hydra.run.dir={root / 'r2'}"], capsys)
-    assert code == 0, err
-    code, out, err = train([f"data={root / 'rec'}", "train.max_epochs=60", "train.patience=8",
-                            f"train.out={root / 'mybot.pt'}", f"hydra.run.dir={root / 'train'}"], capsys)
-    assert code == 0, err
-    mp.undo()
-    return {"root": root, "course": course, "run": root / "train", "model": root / "train" / "model.pt",
-            "heldout": root / "heldout" / "mppi_loop_s5", "out": out}
-
-
-class _Capture:
-    """capsys for a module fixture (pytest's is function-scoped): SystemExit codes and nothing else."""
-
-    def readouterr(self):
-        class R:
-            out = err = ""
-        return R()
 
 
 def results(run_dir: Path) -> dict:
@@ -121,14 +75,18 @@ def test_model_path_in_eval_reproduces_the_validation_error_and_beats_the_simula
     (one code path), and on another seed's drive the trained model beats the simulator model."""
     m = results(foreign["run"])["summary"]["model"]
     val = results(foreign["run"])["validation"].split("(")[1].rstrip(")")
-    code, _, err = evaluate([f"data={foreign['root'] / 'rec' / val}", f"model={foreign['model']}", "methods=[frozen]",
-                             f"hydra.run.dir={tmp_path / 'e'}"], capsys)
+    code, _, err = evaluate([f"data={foreign['root'] / 'rec' / val}", f"model={foreign['model']}",
+                             "methods=[frozen,sim]", f"hydra.run.dir={tmp_path / 'e'}"], capsys)
     assert code == 0, err
-    assert results(tmp_path / "e")["summary"]["frozen"]["dyn_mse"] == pytest.approx(m["val_dyn_mse"], rel=1e-4)
-    code, _, err = evaluate([f"data={foreign['heldout']}", f"model={foreign['model']}", "methods=[frozen,online]",
+    summary = results(tmp_path / "e")["summary"]
+    assert summary["frozen"]["dyn_mse"] == pytest.approx(m["val_dyn_mse"], rel=1e-4)
+    assert summary["sim"]["dyn_mse"] == pytest.approx(m["sim_val_dyn_mse"], rel=1e-4)  # one scale, one sim model
+    code, _, err = evaluate([f"data={foreign['heldout']}", f"model={foreign['model']}", "methods=[frozen,sim,online]",
                              f"hydra.run.dir={tmp_path / 'h'}"], capsys)
     assert code == 0, err
-    assert results(tmp_path / "h")["pretrain"]["model_fingerprint"]
+    doc = results(tmp_path / "h")
+    assert doc["pretrain"]["model_fingerprint"]
+    assert doc["summary"]["frozen"]["dyn_mse"] * 3 < doc["summary"]["sim"]["dyn_mse"], doc["summary"]
 
 
 def test_model_path_in_run_plans_on_the_trained_model(foreign, tmp_path, capsys):

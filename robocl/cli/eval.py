@@ -74,7 +74,7 @@ def boundaries_mode(cfg: DictConfig) -> str:
 
 
 def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
-    """(name, kind, config node): kind is `frozen`, `bias`, `continual` or `refiner`."""
+    """(name, kind, config node): kind is `frozen`, `sim`, `bias`, `continual` or `refiner`."""
     groups = config_groups()
     continual, refiners = groups.get("continual", []), groups.get("refiner", [])
     out = []
@@ -82,6 +82,11 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
     for name in names:
         if name == "frozen":
             out.append((name, "frozen", None))
+        elif name == "sim":  # the simulator-pretrained model, frozen, on frozen's error scale (beside model=)
+            if not cfg.robot.get("env_id"):
+                raise UsageError(f"methods: sim is the simulator-pretrained model, and robot {cfg.robot.name} has "
+                                 "no simulator (robot.env_id)")
+            out.append((name, "sim", None))
         elif name == "bias":  # the frozen model + the running mean of its last bias.window residuals
             out.append((name, "bias", OmegaConf.create({"window": check.number(cfg, "bias.window", lo=1,
                                                                                  integer=True)})))
@@ -96,7 +101,7 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
         elif name in refiners:
             out.append((name, "refiner", group_node(cfg, "refiner", name)))
         else:
-            raise UsageError(f"methods: {name!r} is not a method; accepted: frozen, bias, "
+            raise UsageError(f"methods: {name!r} is not a method; accepted: frozen, sim, bias, "
                              f"{', '.join(continual)} (continual strategies), {', '.join(refiners)} (refiners)")
     if len(set(names)) != len(names):
         raise UsageError(f"methods={names}: a method is listed twice")
@@ -104,15 +109,37 @@ def parse_methods(cfg: DictConfig) -> list[tuple[str, str, DictConfig | None]]:
 
 
 def validate(cfg: DictConfig) -> None:
-    if str(OmegaConf.select(cfg, "robot.codec")) != "planar":
-        raise UsageError(f"robot={OmegaConf.select(cfg, 'robot.name')}: offline evaluation reads planar ground "
-                         "robots (robot=ugv: nav_msgs/Odometry -> [x, y, yaw, v_forward, v_lateral, yaw_rate])")
+    """Everything checked before the run directory exists; any robot layout (robot.codec) is read."""
     check.number(cfg, "seed", integer=True)
     boundaries_mode(cfg)
     settings_from(cfg)
     if OmegaConf.select(cfg, "export") is None:
         parse_methods(cfg)
+        _check_period(cfg)
+        _check_model(cfg)
     check_sources(cfg)
+
+
+def _check_model(cfg: DictConfig) -> None:
+    """model=PATH fits the robot and data.period (one line if not), before the run directory exists."""
+    from robocl.experiments.common import adopt_model_settings
+
+    adopt_model_settings(cfg, period=check.number(cfg, "data.period", lo=0, lo_open=True))
+
+
+def _check_period(cfg: DictConfig) -> None:
+    """Another data.period than robot.dt pretrains the nominal model at that period, which needs a
+    simulator that takes `dt` (the UGV's); the quadrotor's runs at robot.control_hz."""
+    from robocl.experiments.common import model_path, nominal_env
+
+    period = check.number(cfg, "data.period", lo=0, lo_open=True)
+    dt = check.number(cfg, "robot.dt", lo=0, lo_open=True)
+    if abs(period - dt) <= 1e-12 or model_path(cfg) is not None or not cfg.robot.get("env_id"):
+        return
+    if "dt" not in nominal_env(cfg.robot)[0]:
+        raise UsageError(f"data.period={period:g}: robot={cfg.robot.name}'s nominal model is pretrained at robot.dt="
+                         f"{dt:g} s; for data at another period set robot.control_hz={1 / period:g} "
+                         f"robot.dt={period:g}, or pass model=PATH")
 
 
 # ---- run ----------------------------------------------------------------------------------------
@@ -163,6 +190,12 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                 sink.note(f"data.period={mapping.period} differs from robot.dt={cfg.robot.dt}: the nominal model "
                           f"is pretrained at dt={mapping.period}")
             scale = base_model.target_norm.std.detach().clone()
+            sim_model = None
+            if any(kind == "sim" for _, kind, _ in methods):
+                sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+                sim_cfg.model = None  # same dynamics settings as the model=PATH one (its training run's)
+                sim_model, _ = pretrained_model(sim_cfg, log=progress.log,
+                                                env_overrides={"dt": mapping.period} if other_period else None)
             low = torch.as_tensor(list(cfg.robot.action_low), dtype=torch.float32)
             high = torch.as_tensor(list(cfg.robot.action_high), dtype=torch.float32)
             for ep, info in zip(episodes, infos):
@@ -172,6 +205,9 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                     if kind == "refiner":
                         refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed)
                         tracks.append(RefinerTrack(name, refiner, base_model, scale, low, high))
+                    elif kind == "sim":
+                        tracks.append(make_dynamics_track(name, sim_model, None, settings.kstep, seed,
+                                                          settings.kstep_stride, scale=scale))
                     elif kind == "bias":
                         tracks.append(make_bias_track(name, base_model, settings.kstep, int(node.window),
                                                       settings.kstep_stride))

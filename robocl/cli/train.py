@@ -48,6 +48,12 @@ def validate(cfg: DictConfig) -> None:
     kind = str(OmegaConf.select(cfg, "dynamics.kind"))
     if kind not in TRAINABLE:
         raise UsageError(f"dynamics={kind}: robocl-train fits {', '.join(TRAINABLE)} models")
+    refiner = str(OmegaConf.select(cfg, "refiner.kind"))
+    if refiner not in ("identity", "afm"):
+        raise UsageError(f"refiner={refiner}: robocl-train trains refiner=afm (or none: refiner=identity)")
+    if refiner == "afm" and str(cfg.robot.get("codec")) not in ("planar", "quadrotor"):
+        raise UsageError(f"refiner=afm: AFM regimes are simulated for codec planar or quadrotor robots "
+                         f"(robot {cfg.robot.name} has codec {cfg.robot.get('codec')})")
     if OmegaConf.select(cfg, "model") not in (None, ""):
         raise UsageError("model=...: robocl-train writes a model (run_dir/model.pt, or train.out=PATH); "
                          "it does not read one")
@@ -141,6 +147,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         elif opts["compare_sim"]:
             sink.note(f"robot {spec.name} has no simulator: sim_val_dyn_mse is null")
             summary["sim_val_dyn_mse"] = None
+        if str(cfg.refiner.get("kind")) == "afm":
+            sink.extra["afm_train"] = train_refiner(cfg, model, progress)
     trained_spec = spec if abs(mapping.period - spec.dt) < 1e-12 else _with_period(spec, mapping.period)
     dynamics = OmegaConf.to_container(cfg.dynamics, resolve=True)
     artifact = save_model(run_dir / "model.pt", model, trained_spec, dynamics,
@@ -176,6 +184,20 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     atomic_write_text(run_dir / "summary.md", text + "\n")
     print(text)
     return 0
+
+
+def train_refiner(cfg: DictConfig, model, progress) -> dict[str, Any]:
+    """`refiner=afm`: the AFM refiner for the trained model, its regimes simulated in that model (the
+    robot's own simulator, if it has one, is robocl's robot, not this one), cached under runtime.cache_dir
+    where `model=PATH ... methods=[mppi_afm]` and `robocl-eval methods=[afm]` find it."""
+    from omegaconf import open_dict
+
+    from robocl.refiners.afm_train import ensure_checkpoint
+
+    with open_dict(cfg):
+        cfg.refiner.data.simulator = "model"
+    _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=progress.log, progress=progress)
+    return {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
 
 
 def _with_period(spec, period: float):

@@ -84,6 +84,9 @@ def adopt_model_settings(cfg: DictConfig, period: float | None = None) -> dict |
     check_robot(payload, spec_from_config(cfg.robot), path, period)
     with open_dict(cfg):
         cfg.dynamics = OmegaConf.create(payload["dynamics"])
+        if OmegaConf.select(cfg, "refiner.data") is not None:
+            # robocl's simulator is not the user's robot: AFM regimes are simulated in the learned model
+            cfg.refiner.data.simulator = "model"
     return payload
 
 

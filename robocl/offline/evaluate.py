@@ -477,11 +477,14 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
 
 
 def make_dynamics_track(name: str, base_model: DynamicsModel, strategy_factory: Callable | None,
-                        kstep: int, seed: int, stride: int = 1, boundaries: bool = False) -> DynamicsTrack:
+                        kstep: int, seed: int, stride: int = 1, boundaries: bool = False,
+                        scale: torch.Tensor | None = None) -> DynamicsTrack:
+    """`scale`: the target std errors are divided by (default the model's own); another model's scale puts
+    two models' errors on one scale (robocl-eval's `sim` beside a `model=PATH` nominal model)."""
     model = copy.deepcopy(base_model).eval()
     strategy = strategy_factory(model, seed) if strategy_factory is not None else ContinualStrategy(model)
-    return DynamicsTrack(name, model, strategy, base_model.target_norm.std.detach().clone(), kstep, stride,
-                         boundaries)
+    scale = base_model.target_norm.std if scale is None else scale
+    return DynamicsTrack(name, model, strategy, scale.detach().clone(), kstep, stride, boundaries)
 
 
 def make_bias_track(name: str, base_model: DynamicsModel, kstep: int, window: int, stride: int = 1) -> BiasTrack:

@@ -160,20 +160,39 @@ def new_net(node: Any, model: Any, action_low: Any, action_high: Any, data: AFMD
     return net
 
 
-def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
-    """Simulate the regimes named by `node.data` in the robot's env (generator = module:function)."""
-    import gymnasium as gym
-    import robocl_envs  # noqa: F401  (registers the envs)
+def uses_learned_simulator(node: Any, robot: Any) -> bool:
+    """`refiner.data.simulator=model` (set for model=PATH robots), or a robot without a simulator."""
+    return str(node.data.get("simulator", "mujoco")) == "model" or not robot.get("env_id")
 
-    from robocl.experiments.common import nominal_env
+
+def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
+    """Simulate the regimes named by `node.data` in the robot's env (generator = module:function),
+    or, for a robot known only by its learned model, in that model (robocl/refiners/model_env.py)."""
     from robocl.factory import load_callable
 
-    generator = load_callable(str(node.data.generator), "refiner.data.generator")
-    env = gym.make(str(robot.env_id), **nominal_env(robot)[0]).unwrapped
     report = None
     if progress is not None:
         task = progress.add_task("afm data (regimes)", total=int(node.data.regimes), status="")
         report = lambda done, total: progress.update(task, completed=done)  # noqa: E731
+    if uses_learned_simulator(node, robot):
+        from robocl.errors import UsageError
+        from robocl.refiners.afm_data import generate
+        from robocl.refiners.model_env import HOOKS, LearnedModelEnv
+
+        codec = str(robot.get("codec"))
+        if codec not in HOOKS:
+            raise UsageError(f"refiner=afm on robot {robot.name}: training regimes on a learned model needs codec "
+                             f"{' or '.join(HOOKS)} (got {codec})")
+        env = LearnedModelEnv(model, codec, robot.action_low, robot.action_high, seed=int(node.data.seed))
+        data_node = OmegaConf.merge(node.data, {"physics_prob": 0.0})  # no physics to perturb in a learned model
+        return generate(env, model, data_node, report, robot=HOOKS[codec])
+    import gymnasium as gym
+    import robocl_envs  # noqa: F401  (registers the envs)
+
+    from robocl.experiments.common import nominal_env
+
+    generator = load_callable(str(node.data.generator), "refiner.data.generator")
+    env = gym.make(str(robot.env_id), **nominal_env(robot)[0]).unwrapped
     return generator(env, model, node.data, report)
 
 
@@ -186,7 +205,8 @@ def ensure_checkpoint(node: Any, robot: Any, model: Any, log: Callable[..., None
         return net, info, path
     model.eval()
     t0 = time.perf_counter()
-    log(f"afm: simulating {node.data.regimes} regimes x {node.data.steps} steps")
+    where = "the learned nominal model" if uses_learned_simulator(node, robot) else "the simulator"
+    log(f"afm: simulating {node.data.regimes} regimes x {node.data.steps} steps in {where}")
     data = make_data(node, robot, model, progress)
     t_data = time.perf_counter() - t0
     net = new_net(node, model, robot.action_low, robot.action_high, data)
