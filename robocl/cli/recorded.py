@@ -10,25 +10,34 @@ from robocl.errors import UsageError
 
 
 def mapping_from(cfg: DictConfig):
+    """The readers' Mapping from `data.*`, for the robot's state layout (`robot.codec`): bags are decoded
+    with that layout's Odometry/Twist mapping, CSV columns must name one entry per robot state/command."""
     from robocl.offline.readers import Mapping
+    from robocl.robots.spec import spec_from_config
 
     d = cfg.data
     period = check.number(cfg, "data.period", lo=0, lo_open=True)
     stamp = str(check.get(cfg, "data.stamp"))
     if stamp not in ("header", "log"):
         raise UsageError(f"data.stamp={stamp}: accepted header, log")
+    spec = spec_from_config(cfg.robot)
     cols = d.columns
-    state_cols, command_cols = list(cols.state), list(cols.command)
-    if len(state_cols) != 6 or len(command_cols) != 2:
-        raise UsageError("data.columns.state must name 6 columns (x, y, yaw, v_forward, v_lateral, yaw_rate) and "
-                         "data.columns.command 2 (v, w)")
-    return Mapping(state_topic=str(d.state_topic), command_topic=str(d.command_topic),
+    names = {}
+    for key, robot_names in (("state", spec.state), ("command", spec.command)):
+        value = OmegaConf.select(cfg, f"data.columns.{key}")
+        listed = list(value) if OmegaConf.is_list(value) or isinstance(value, list | tuple) else None
+        if listed is None or len(listed) != len(robot_names) or not all(isinstance(c, str) and c for c in listed):
+            shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            raise UsageError(f"data.columns.{key}={shown}: must name {len(robot_names)} columns, one per "
+                             f"robot.{key} entry of robot={spec.name} ({', '.join(robot_names)})")
+        names[key] = [str(c) for c in listed]
+    return Mapping(layout=spec.codec, state_topic=str(d.state_topic), command_topic=str(d.command_topic),
                    regime_topic=str(d.regime_topic) if d.regime_topic else None, stamp=stamp, period=period,
                    max_state_gap=check.number(cfg, "data.max_state_gap", lo=0, lo_open=True),
                    command_timeout=check.number(cfg, "data.command_timeout", lo=0, lo_open=True),
-                   time_column=str(cols.time), state_columns=[str(c) for c in state_cols],
-                   command_columns=[str(c) for c in command_cols],
-                   regime_column=str(cols.regime) if cols.regime else None, format=str(d.format))
+                   time_column=str(cols.time), state_columns=names["state"], command_columns=names["command"],
+                   regime_column=str(cols.regime) if cols.regime else None, format=str(d.format),
+                   angle_dims=spec.angle_dims)
 
 
 def check_sources(cfg: DictConfig):

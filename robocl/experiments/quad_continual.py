@@ -4,15 +4,19 @@ Each (condition, method, seed) is one episode of `task.name` (hover / figure_eig
 inside `task.intervention` the condition's physical regime (`physics`) and command gains (`gains`,
 in sequence) are applied, and the nominal regime returns after the window. Without
 `task.conditions` there is one condition, `task.physics` + `task.gains`; `quad_afm` lists several
-(command gains, payload), each reported on its own and in `per_condition.md`.
+(command gains, payload), each reported on its own and in `per_condition.md`. `record=DIR` writes
+one ROS 2 bag per episode, `DIR/<method>_<task>_s<seed>/` (robocl/offline/recording.py), as
+ugv_continual does.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from robocl import config_check as check
@@ -67,13 +71,48 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if abs(float(cfg.robot.dt) * hz - 1.0) > 1e-6:
         raise UsageError(f"robot.dt={cfg.robot.dt}: must equal 1/robot.control_hz ({1.0 / hz:g})")
     methods = parse_methods(cfg)
+    conds = conditions(cfg)
+    seeds = check.int_list(cfg, "seeds")
     return {
         "methods": methods,
-        "conditions": conditions(cfg),
-        "seeds": check.int_list(cfg, "seeds"),
+        "conditions": conds,
+        "seeds": seeds,
         "task": name,
         "control_hz": hz,
+        "record": _record_target(cfg, methods, [_task_tag(c, name, len(conds) > 1) for c in conds], seeds),
     }
+
+
+def _task_tag(condition: str, task: str, several: bool) -> str:
+    """The `task` of an episode's results row (and of its recording's folder name)."""
+    return condition if several else task
+
+
+def _record_target(cfg: DictConfig, methods, tasks: list[str], seeds: list[int]) -> Path | None:
+    """`record=DIR`: one ROS 2 bag per episode, DIR/<method>_<task>_s<seed>/ (robocl/offline/recording.py)."""
+    from robocl.offline.recording import episode_dir_name, record_target
+
+    return record_target(cfg, [episode_dir_name(m.name, t, s) for t in tasks for m in methods for s in seeds])
+
+
+class _Recorded:
+    """The controller as an episode runner sees it, keeping the states and commands of every step it
+    observed (the tracking trace holds neither the start state nor the commands), for record=."""
+
+    def __init__(self, controller: Any) -> None:
+        self._controller = controller
+        self.states: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._controller, name)
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> Any:
+        if not self.states:
+            self.states.append(np.array(obs, dtype=float))
+        self.actions.append(np.array(action, dtype=float))
+        self.states.append(np.array(next_obs, dtype=float))
+        return self._controller.observe(obs, action, next_obs)
 
 
 def _regime_schedule(condition: dict[str, Any], window: list[float]):
@@ -110,7 +149,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
         traces: dict[str, Any] = {}
         for method in spec["methods"]:
             for seed in spec["seeds"]:
-                tags = {"method": method.name, "seed": seed, "task": cond_name if several else spec["task"]}
+                tags = {"method": method.name, "seed": seed, "task": _task_tag(cond_name, spec["task"], several)}
                 cost = ReferenceTrackingCost(horizon)
                 controller = make_controller(cfg, method, base_model, cost, seed)
                 steps = int(round(reference.duration * spec["control_hz"]))
@@ -122,8 +161,15 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                                     status=f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
                     logger.log_step({**tags, **row})
 
-                metrics, trace = run_tracking_episode(env, controller, cost, reference, reference.duration,
+                runner = controller if spec["record"] is None else _Recorded(controller)
+                metrics, trace = run_tracking_episode(env, runner, cost, reference, reference.duration,
                                                       horizon, seed, regime_at, on_step)
+                if spec["record"] is not None and runner.actions:
+                    from robocl.offline.recording import record_episode
+
+                    record_episode(spec["record"], tags, np.asarray(runner.states), np.asarray(runner.actions),
+                                   trace.regimes, cfg, gains=condition["gains"],
+                                   physics=asdict(condition["params"]))
                 row = {**tags, **metrics, **controller_metrics(controller), **refiner_stats(controller.refiner)}
                 sink.add_run(row)
                 logger.log_run(row)

@@ -68,18 +68,10 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
 def _record_target(cfg: DictConfig, methods) -> Path | None:
     """`record=DIR`: one ROS 2 bag per episode, DIR/<method>_<course>_s<seed>/ (robocl/offline/recording.py)."""
-    target = cfg.get("record")
-    if target is None:
-        return None
-    from robocl.offline.recording import check_record_target, episode_dir_name
+    from robocl.offline.recording import episode_dir_name, record_target
 
-    names = [episode_dir_name(m.name, Path(c).stem, s) for m in methods for c in check.string_list(cfg, "task.map")
-             for s in check.int_list(cfg, "seeds")]
-    try:
-        check_record_target(str(target), names)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return Path(str(target)).expanduser()
+    return record_target(cfg, [episode_dir_name(m.name, Path(c).stem, s) for m in methods
+                               for c in check.string_list(cfg, "task.map") for s in check.int_list(cfg, "seeds")])
 
 
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
@@ -103,7 +95,10 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                                                       int(cfg.budget.max_steps), seed, on_step)
                 row = {**tags, **metrics, **controller_metrics(controller)}
                 if spec["record"] is not None:
-                    _record(spec["record"], trace, dt, tags, cfg)
+                    from robocl.offline.recording import record_episode
+
+                    record_episode(spec["record"], tags, np.asarray(trace.states), np.asarray(trace.actions),
+                                   trace.regimes, cfg, gains=list(map(list, cfg.task.gains)))
                 sink.add_run(row)
                 logger.log_run(row)
                 if seed == spec["seeds"][0]:
@@ -111,14 +106,6 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                     traces[course_name][method.name] = (np.asarray(trace.states), regimes)
                     plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
     logger.finish()
-
-
-def _record(root: Path, trace, dt: float, tags: dict[str, Any], cfg: DictConfig) -> None:
-    from robocl.offline.recording import episode_dir_name, write_episode
-
-    name = episode_dir_name(tags["method"], tags["task"], tags["seed"])
-    write_episode(root / name, np.asarray(trace.states), np.asarray(trace.actions), list(trace.regimes), dt,
-                  meta={**tags, "robot": str(cfg.robot.name), "gains": list(map(list, cfg.task.gains))})
 
 
 def _step_reporter(progress, logger, tags: dict[str, Any], mission: WaypointMission, controller):

@@ -8,10 +8,14 @@ A data path is one episode or a folder of episodes:
 
 Messages are read in time order and never all at once. The state and command streams are aligned
 on a grid of control ticks `t0 + k*period` (t0 = the first state's stamp): the state at a tick is
-interpolated linearly between the bracketing state messages (yaw on the circle), the command is the
+interpolated linearly between the bracketing state messages (angles on the circle), the command is the
 latest one at or before the tick (zero-order hold, as a base holds cmd_vel), the regime label is the
 latest label at or before it. A tick without a state within `max_state_gap` or a command within
 `command_timeout` breaks the stream; transitions never span a break.
+
+The state layout (`Mapping.layout`, from `robot.codec`) says how a bag's messages become vectors
+(robocl.offline.rosmsg: `planar` and `quadrotor`, the ROS node's own Odometry mapping) and which
+state entries are angles; `vector` robots have no ROS mapping and are read from CSV.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from robocl.offline import rosmsg
+from robocl.robots.spec import DEFAULT_NAMES
 
 ROS2_SUFFIXES = (".mcap", ".db3")
 FORMATS = ("auto", "ros1", "ros2", "csv")
@@ -40,8 +45,12 @@ class DataError(ValueError):
 
 @dataclass
 class Mapping:
-    """Which topics / columns hold what (the `data:` config node)."""
+    """Which topics / columns hold what (the `data:` config node), for a robot of state layout `layout`.
 
+    Columns default to the layout's state and command names; `angle_dims` (state entries interpolated
+    on the circle) defaults to the layout's angles (a vector robot's come from its spec)."""
+
+    layout: str = "planar"  # planar | quadrotor | vector (robot.codec)
     state_topic: str = "/odom"
     command_topic: str = "/cmd_vel"
     regime_topic: str | None = "/robocl/regime"
@@ -50,10 +59,22 @@ class Mapping:
     max_state_gap: float = 0.5  # s, widest gap between state messages that is interpolated over
     command_timeout: float = 0.5  # s, a command older than this does not count
     time_column: str = "t"
-    state_columns: list[str] = field(default_factory=lambda: list(rosmsg.STATE_FIELDS))
-    command_columns: list[str] = field(default_factory=lambda: list(rosmsg.COMMAND_FIELDS))
+    state_columns: list[str] | None = None
+    command_columns: list[str] | None = None
     regime_column: str | None = "regime"
     format: str = "auto"
+    angle_dims: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout not in rosmsg.LAYOUTS:
+            raise DataError(f"layout {self.layout!r}: accepted {', '.join(rosmsg.LAYOUTS)}")
+        default_state, default_command = DEFAULT_NAMES.get(self.layout, ((), ()))
+        if self.state_columns is None:
+            self.state_columns = list(default_state)
+        if self.command_columns is None:
+            self.command_columns = list(default_command)
+        if self.angle_dims is None:
+            self.angle_dims = rosmsg.angle_dims(self.layout)
 
     @property
     def period_ns(self) -> int:
@@ -165,7 +186,16 @@ class BagSource:
         finally:
             reader.close()
 
+    def _layout(self) -> str:
+        """The layout's ROS mapping; a vector robot (no Odometry mapping) is one line."""
+        if self.m.layout not in rosmsg.BAG_LAYOUTS:
+            raise DataError(f"data={self.episode.path}: robot.codec {self.m.layout} robots are read from CSV "
+                            f"(data=FILE.csv, columns data.columns.state / data.columns.command); ROS bags are read "
+                            f"for codec {' and '.join(rosmsg.BAG_LAYOUTS)} (nav_msgs/Odometry, Twist)")
+        return self.m.layout
+
     def check(self) -> SourceInfo:
+        self._layout()
         with self._opened() as reader:
             return self._check(reader)
 
@@ -212,6 +242,7 @@ class BagSource:
             raise self._error(exc) from None
 
     def events(self) -> Iterator[tuple[int, str, Any]]:
+        layout = self._layout()
         with self._opened() as reader:
             kinds = {self.m.state_topic: "state", self.m.command_topic: "command"}
             if self.m.regime_topic:
@@ -243,9 +274,9 @@ class BagSource:
                     raise self._error(exc) from None
                 t = (rosmsg.header_ns(msg) if use_header else None) or t_log
                 if kind == "state":
-                    yield t, kind, rosmsg.odometry_to_state(msg)
+                    yield t, kind, rosmsg.odometry_to_state(msg, layout)
                 elif kind == "command":
-                    yield t, kind, rosmsg.twist_to_command(msg)
+                    yield t, kind, rosmsg.twist_to_command(msg, layout)
                 else:
                     yield t, kind, str(msg.data)
 
@@ -261,7 +292,8 @@ class BagSource:
             standard = ts.generate_msgdef(conn.msgtype)[1] if ros1 else ts.hash_rihs01(conn.msgtype)
         except Exception:
             return None
-        return rosmsg.fast_decoder(conn.msgtype, ros1, msgdef_ok=bool(conn.digest) and conn.digest == standard)
+        return rosmsg.fast_decoder(conn.msgtype, ros1, msgdef_ok=bool(conn.digest) and conn.digest == standard,
+                                   layout=self._layout())
 
 
 def seconds_to_ns(text: str) -> int:
@@ -395,9 +427,11 @@ def _interp(a: np.ndarray, b: np.ndarray, w: float, angle_dims: tuple[int, ...])
 
 
 def align(events: Iterator[tuple[int, str, Any]], mapping: Mapping, stats: AlignStats | None = None,
-          angle_dims: tuple[int, ...] = rosmsg.ANGLE_DIMS) -> Iterator[Tick]:
-    """Ticks `t0 + k*period` from time-ordered events (see the module docstring)."""
+          angle_dims: tuple[int, ...] | None = None) -> Iterator[Tick]:
+    """Ticks `t0 + k*period` from time-ordered events (see the module docstring); angles (default: the
+    mapping's `angle_dims`) are interpolated on the circle."""
     stats = stats if stats is not None else AlignStats()
+    angle_dims = tuple(mapping.angle_dims or ()) if angle_dims is None else tuple(angle_dims)
     period = mapping.period_ns
     max_gap = int(round(mapping.max_state_gap * 1e9))
     timeout = int(round(mapping.command_timeout * 1e9))
@@ -535,6 +569,11 @@ def export_csv(ticks: Iterator[Tick], path: Path, mapping: Mapping) -> int:
         w.writerow([mapping.time_column, *mapping.state_columns, *mapping.command_columns,
                     mapping.regime_column or "regime"])
         for tick in ticks:
+            for name, value, cols in (("state", tick.state, mapping.state_columns),
+                                      ("command", tick.command, mapping.command_columns)):
+                if value is not None and len(value) != len(cols):
+                    raise DataError(f"export: {len(value)} {name} entries but {len(cols)} data.columns.{name} "
+                                    f"({', '.join(cols)})")
             s = [repr(float(v)) for v in tick.state] if tick.state is not None else [""] * len(mapping.state_columns)
             c = ([repr(float(v)) for v in tick.command] if tick.command is not None
                  else [""] * len(mapping.command_columns))

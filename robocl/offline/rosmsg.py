@@ -1,18 +1,28 @@
-"""Standard ROS messages <-> robocl state/command vectors (REP-103 conventions).
+"""Standard ROS messages <-> robocl state/command vectors (REP-103 conventions), per state layout.
 
-UGV state `[x, y, yaw, v_forward, v_lateral, yaw_rate]` is a `nav_msgs/Odometry`: pose in the
-`odom` frame (yaw as a quaternion about z), twist in the `base_link` child frame. The command
-`(v, w)` is a `geometry_msgs/Twist` (or `TwistStamped`): `linear.x`, `angular.z`. Regime labels
-are `std_msgs/String`.
+State: a `nav_msgs/Odometry` (pose in the world frame `odom`, twist in the child frame), mapped by
+`robocl.robots.odometry`, the same functions the ROS node uses:
+- `planar` (UGV): `ugv_state` -> [x, y, yaw, v_forward, v_lateral, yaw_rate] (yaw-aligned velocity);
+- `quadrotor`: `quad_state` -> [x, y, z, vx, vy, vz, roll, pitch, yaw, p, q, r] (world ENU velocity,
+  ZYX Euler angles, body rates).
+Command: a `geometry_msgs/Twist` (or `TwistStamped`): planar (v, w) = (`linear.x`, `angular.z`);
+quadrotor (`linear.x`, `linear.y`, `linear.z`, `angular.z`), world-frame velocity setpoints (mavros
+`setpoint_velocity`). Regime labels are `std_msgs/String`. A `vector` robot has no ROS mapping: it
+is read from CSV.
 """
 
 from __future__ import annotations
 
-import math
 import struct
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+
+from robocl.robots import odometry
+from robocl.robots.odometry import OdomFields
+from robocl.robots.spec import DEFAULT_NAMES, FIXED
 
 ODOMETRY = "nav_msgs/msg/Odometry"
 TWIST = "geometry_msgs/msg/Twist"
@@ -23,19 +33,35 @@ STATE_TYPES = (ODOMETRY,)
 COMMAND_TYPES = (TWIST, TWIST_STAMPED)
 REGIME_TYPES = (STRING,)
 
-# Planar ground robot layout (robocl.robots.codec.PlanarBodyCodec); index 2 is an angle.
-STATE_FIELDS = ("x", "y", "yaw", "v_forward", "v_lateral", "yaw_rate")
-COMMAND_FIELDS = ("v_cmd", "w_cmd")
-ANGLE_DIMS = (2,)
+LAYOUTS = ("planar", "quadrotor", "vector")
+BAG_LAYOUTS = ("planar", "quadrotor")  # the layouts with a ROS message mapping
+
+# Planar ground robot layout (robocl.robots.codec.PlanarBodyCodec), the default; index 2 is an angle.
+STATE_FIELDS, COMMAND_FIELDS = DEFAULT_NAMES["planar"]
+ANGLE_DIMS = FIXED["planar"][2]
+
+STATE_FROM_ODOMETRY: dict[str, Callable[[OdomFields], np.ndarray]] = {
+    "planar": odometry.ugv_state, "quadrotor": odometry.quad_state}
+# the same functions on the 13 numbers of an Odometry (ugv_state(f) is ugv_state_from(*f's numbers)): the wire
+# decoders pass the unpacked payload straight in, without building an OdomFields per message
+STATE_FROM_NUMBERS: dict[str, Callable[..., np.ndarray]] = {
+    "planar": odometry.ugv_state_from, "quadrotor": odometry.quad_state_from}
+ODOMETRY_FROM_STATE: dict[str, Callable[..., OdomFields]] = {
+    "planar": odometry.ugv_odometry, "quadrotor": odometry.quad_odometry}
+# command entries as positions in a twist's (linear.x, .y, .z, angular.x, .y, .z)
+_COMMAND_SLOTS = {"planar": (0, 5), "quadrotor": (0, 1, 2, 5)}
+_COMMAND_PICK = {k: itemgetter(*v) for k, v in _COMMAND_SLOTS.items()}
 
 
-def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a rotation by `yaw` about z."""
-    return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+def angle_dims(layout: str) -> tuple[int, ...]:
+    """State entries that are angles (interpolated on the circle) of a built-in layout."""
+    return FIXED[layout][2] if layout in FIXED else ()
 
 
-def quaternion_to_yaw(x: float, y: float, z: float, w: float) -> float:
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+def _bag_layout(layout: str) -> str:
+    if layout not in BAG_LAYOUTS:
+        raise ValueError(f"layout {layout!r} has no ROS message mapping (accepted: {', '.join(BAG_LAYOUTS)})")
+    return layout
 
 
 def split_ns(t_ns: int) -> tuple[int, int]:
@@ -72,21 +98,33 @@ class MessageFactory:
             return self._header(seq=self._seq, stamp=stamp, frame_id=frame)
         return self._header(stamp=stamp, frame_id=frame)
 
-    def odometry(self, t_ns: int, state: np.ndarray, frame: str = "odom", child: str = "base_link") -> Any:
-        x, y, yaw, vf, vl, wz = (float(v) for v in state[:6])
-        qx, qy, qz, qw = yaw_to_quaternion(yaw)
-        pose = self._pose(position=self._point(x=x, y=y, z=0.0), orientation=self._quat(x=qx, y=qy, z=qz, w=qw))
-        twist = self._twist(linear=self._vec(x=vf, y=vl, z=0.0), angular=self._vec(x=0.0, y=0.0, z=wz))
+    def odometry(self, t_ns: int, state: np.ndarray, frame: str = "odom", child: str = "base_link",
+                 layout: str = "planar") -> Any:
+        """The Odometry a robot of `layout` publishes for `state` (the node's mapping, inverted)."""
+        return self.odometry_from_fields(t_ns, ODOMETRY_FROM_STATE[_bag_layout(layout)](state), frame, child)
+
+    def odometry_from_fields(self, t_ns: int, f: OdomFields, frame: str = "odom", child: str = "base_link") -> Any:
+        """An Odometry holding exactly the 13 numbers of `f`."""
+        x, y, z = (float(v) for v in f.position)
+        qx, qy, qz, qw = (float(v) for v in f.quaternion)
+        pose = self._pose(position=self._point(x=x, y=y, z=z), orientation=self._quat(x=qx, y=qy, z=qz, w=qw))
+        twist = self._twist(linear=self._vector(f.linear), angular=self._vector(f.angular))
         return self._odom(header=self.header(t_ns, frame), child_frame_id=child,
                           pose=self._pose_cov(pose=pose, covariance=self._zeros),
                           twist=self._twist_cov(twist=twist, covariance=self._zeros))
 
-    def twist(self, command: np.ndarray) -> Any:
-        return self._twist(linear=self._vec(x=float(command[0]), y=0.0, z=0.0),
-                           angular=self._vec(x=0.0, y=0.0, z=float(command[1])))
+    def _vector(self, v) -> Any:
+        x, y, z = (float(c) for c in v)
+        return self._vec(x=x, y=y, z=z)
 
-    def twist_stamped(self, t_ns: int, command: np.ndarray, frame: str = "base_link") -> Any:
-        return self._twist_stamped(header=self.header(t_ns, frame), twist=self.twist(command))
+    def twist(self, command: np.ndarray, layout: str = "planar") -> Any:
+        six = [0.0] * 6
+        for slot, value in zip(_COMMAND_SLOTS[_bag_layout(layout)], command, strict=True):
+            six[slot] = float(value)
+        return self._twist(linear=self._vector(six[:3]), angular=self._vector(six[3:]))
+
+    def twist_stamped(self, t_ns: int, command: np.ndarray, frame: str = "base_link", layout: str = "planar") -> Any:
+        return self._twist_stamped(header=self.header(t_ns, frame), twist=self.twist(command, layout))
 
     def string(self, text: str) -> Any:
         return self._string(data=str(text))
@@ -99,27 +137,33 @@ def header_ns(msg: Any) -> int | None:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def odometry_to_state(msg: Any) -> np.ndarray:
+def odometry_to_fields(msg: Any) -> OdomFields:
+    """All 13 numbers of a (deserialized) nav_msgs/Odometry."""
     p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
-    return np.array([p.x, p.y, quaternion_to_yaw(q.x, q.y, q.z, q.w), tw.linear.x, tw.linear.y, tw.angular.z],
-                    dtype=np.float64)
+    lin, ang = tw.linear, tw.angular
+    return OdomFields((p.x, p.y, p.z), (q.x, q.y, q.z, q.w), (lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
 
 
-def twist_to_command(msg: Any) -> np.ndarray:
+def odometry_to_state(msg: Any, layout: str = "planar") -> np.ndarray:
+    return STATE_FROM_ODOMETRY[_bag_layout(layout)](odometry_to_fields(msg))
+
+
+def twist_to_command(msg: Any, layout: str = "planar") -> np.ndarray:
     tw = getattr(msg, "twist", msg)  # TwistStamped wraps a Twist
-    return np.array([tw.linear.x, tw.angular.z], dtype=np.float64)
+    lin, ang = tw.linear, tw.angular
+    return np.array(_COMMAND_PICK[_bag_layout(layout)]((lin.x, lin.y, lin.z, ang.x, ang.y, ang.z)), dtype=np.float64)
 
 
 # ---- fast paths: the three message types the evaluator reads, straight from the wire format -------
 # rosbags' generic deserializer builds every nested message object (both 36-double covariances
 # included); evaluating a long log only needs a few doubles. Decoders return (header stamp ns or
-# None, vector) and raise on anything unexpected, so the caller falls back to the generic path.
+# None, vector) and raise on anything unexpected, so the caller falls back to the generic path. The
+# vector comes from the same functions as the generic path's (odometry_to_state, twist_to_command).
 _I32 = struct.Struct("<iI")
 _U32 = struct.Struct("<I")
-_D3 = struct.Struct("<3d")
-_D7 = struct.Struct("<7d")
 _D6 = struct.Struct("<6d")
-_D8 = 8
+# the 13 numbers of an Odometry: pose position + orientation, (36-double pose covariance skipped), twist
+_ODOMETRY_NUMBERS = struct.Struct(f"<7d{36 * 8}x6d")
 
 
 def _cdr_string_end(raw: bytes, pos: int) -> int:
@@ -137,24 +181,41 @@ def _cdr_align8(pos: int) -> int:
     return (pos + 7) & ~7
 
 
-def _cdr_odometry(raw: bytes) -> tuple[int | None, np.ndarray]:
-    stamp, pos = _cdr_header_end(raw)
-    pos = _cdr_align8(_cdr_string_end(raw, pos))  # child_frame_id, then doubles
-    px, py, _pz, qx, qy, qz, qw = _D7.unpack_from(raw, 4 + pos)
-    pos += (7 + 36) * _D8
-    vx, vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4 + pos)
-    return stamp, np.array([px, py, quaternion_to_yaw(qx, qy, qz, qw), vx, vy, wz])
+def _odometry_decoder(ros1: bool, state: Callable[..., np.ndarray]):
+    """Pose (7 doubles), pose covariance (skipped), twist (6 doubles) after the header and child frame:
+    the 13 numbers of OdomFields, in its order."""
+    unpack = _ODOMETRY_NUMBERS.unpack_from
+    if ros1:
+        def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+            stamp, pos = _ros1_header_end(raw)
+            (n,) = _U32.unpack_from(raw, pos)
+            v = unpack(raw, pos + 4 + n)
+            return stamp, state(*v)
+    else:
+        def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+            stamp, pos = _cdr_header_end(raw)
+            v = unpack(raw, 4 + _cdr_align8(_cdr_string_end(raw, pos)))  # after child_frame_id
+            return stamp, state(*v)
+    return decode
 
 
-def _cdr_twist_stamped(raw: bytes) -> tuple[int | None, np.ndarray]:
-    stamp, pos = _cdr_header_end(raw)
-    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4 + _cdr_align8(pos))
-    return stamp, np.array([vx, wz])
+def _twist_decoder(ros1: bool, stamped: bool, pick: Callable[[tuple], tuple]):
+    """The 6 doubles of a Twist (after the header of a TwistStamped), the layout's command entries picked."""
+    unpack = _D6.unpack_from
+    if not stamped:
+        offset = 0 if ros1 else 4
 
-
-def _cdr_twist(raw: bytes) -> tuple[int | None, np.ndarray]:
-    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 4)
-    return None, np.array([vx, wz])
+        def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+            return None, np.array(pick(unpack(raw, offset)), dtype=np.float64)
+    elif ros1:
+        def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+            stamp, pos = _ros1_header_end(raw)
+            return stamp, np.array(pick(unpack(raw, pos)), dtype=np.float64)
+    else:
+        def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
+            stamp, pos = _cdr_header_end(raw)
+            return stamp, np.array(pick(unpack(raw, 4 + _cdr_align8(pos))), dtype=np.float64)
+    return decode
 
 
 def _ros1_header_end(raw: bytes) -> tuple[int, int]:
@@ -163,46 +224,29 @@ def _ros1_header_end(raw: bytes) -> tuple[int, int]:
     return sec * 1_000_000_000 + nsec, 16 + n
 
 
-def _ros1_odometry(raw: bytes) -> tuple[int | None, np.ndarray]:
-    stamp, pos = _ros1_header_end(raw)
-    (n,) = _U32.unpack_from(raw, pos)
-    pos += 4 + n
-    px, py, _pz, qx, qy, qz, qw = _D7.unpack_from(raw, pos)
-    pos += (7 + 36) * _D8
-    vx, vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, pos)
-    return stamp, np.array([px, py, quaternion_to_yaw(qx, qy, qz, qw), vx, vy, wz])
-
-
-def _ros1_twist_stamped(raw: bytes) -> tuple[int | None, np.ndarray]:
-    stamp, pos = _ros1_header_end(raw)
-    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, pos)
-    return stamp, np.array([vx, wz])
-
-
-def _ros1_twist(raw: bytes) -> tuple[int | None, np.ndarray]:
-    vx, _vy, _vz, _wx, _wy, wz = _D6.unpack_from(raw, 0)
-    return None, np.array([vx, wz])
-
-
-_FAST = {
-    (False, ODOMETRY): (_cdr_odometry, 4 + 8 + 4 + 4 + (7 + 36 + 6 + 36) * 8),
-    (False, TWIST_STAMPED): (_cdr_twist_stamped, 4 + 8 + 4 + 48),
-    (False, TWIST): (_cdr_twist, 4 + 48),
-    (True, ODOMETRY): (_ros1_odometry, 12 + 4 + 4 + (7 + 36 + 6 + 36) * 8),
-    (True, TWIST_STAMPED): (_ros1_twist_stamped, 12 + 4 + 48),
-    (True, TWIST): (_ros1_twist, 48),
+_MIN_SIZE = {
+    (False, ODOMETRY): 4 + 8 + 4 + 4 + (7 + 36 + 6 + 36) * 8,
+    (False, TWIST_STAMPED): 4 + 8 + 4 + 48,
+    (False, TWIST): 4 + 48,
+    (True, ODOMETRY): 12 + 4 + 4 + (7 + 36 + 6 + 36) * 8,
+    (True, TWIST_STAMPED): 12 + 4 + 48,
+    (True, TWIST): 48,
 }
 
 
-def fast_decoder(msgtype: str, ros1: bool, msgdef_ok: bool = True):
+def fast_decoder(msgtype: str, ros1: bool, msgdef_ok: bool = True, layout: str = "planar"):
     """`decode(raw) -> (stamp_ns | None, vector)` for a known type, or None (use the generic path).
 
     CDR payloads must be little endian (encapsulation 0x0001); big-endian ones take the generic path.
     """
-    entry = _FAST.get((ros1, msgtype)) if msgdef_ok else None
-    if entry is None:
+    min_size = _MIN_SIZE.get((ros1, msgtype)) if msgdef_ok else None
+    if min_size is None:
         return None
-    fn, min_size = entry
+    layout = _bag_layout(layout)
+    if msgtype == ODOMETRY:
+        fn = _odometry_decoder(ros1, STATE_FROM_NUMBERS[layout])
+    else:
+        fn = _twist_decoder(ros1, msgtype == TWIST_STAMPED, _COMMAND_PICK[layout])
 
     def decode(raw: bytes) -> tuple[int | None, np.ndarray]:
         if len(raw) < min_size or (not ros1 and raw[1] != 1):
