@@ -30,7 +30,8 @@ def floats(rows: list[dict[str, str]], cols) -> np.ndarray:
 def robocl_transitions(path: Path) -> list[tuple]:
     """The CSV as robocl-eval reads it with the robot spec's default columns."""
     spec = spec_from_config(OmegaConf.load(SPEC))
-    mapping = Mapping(period=spec.dt, state_columns=list(spec.state), command_columns=list(spec.command))
+    mapping = Mapping(period=spec.dt, state_columns=list(spec.state), command_columns=list(spec.command),
+                      layout="vector", angle_dims=spec.angle_dims)
     return list(transitions(align(open_source(Episode(path.stem, path, "csv"), mapping).events(), mapping)))
 
 

@@ -40,6 +40,7 @@ def settings(cfg: DictConfig) -> dict[str, Any]:
         "horizon": check.number(cfg, t + "horizon", lo=1, integer=True),
         "compare_sim": check.flag(cfg, t + "compare_sim"),
         "min_transitions": check.number(cfg, t + "min_transitions", lo=2, integer=True),
+        "max_minutes": check.number(cfg, t + "max_minutes", lo=0, lo_open=True),
     }
 
 
@@ -121,7 +122,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         t0 = time.perf_counter()
         history = fit(model, train_data.transitions(), val_data.transitions(), max_epochs=opts["max_epochs"],
                       patience=opts["patience"], batch_size=opts["batch_size"], lr=opts["lr"],
-                      weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch)
+                      weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch,
+                      max_minutes=opts["max_minutes"])
         t_fit = time.perf_counter() - t0
         progress.update(fit_task, total=history["epochs"], completed=history["epochs"])
         scale = model.target_norm.std.detach().clone()
@@ -166,13 +168,15 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     sink.summary = {"model": summary}
     sink.runs.append({"method": "model", "seed": opts["seed"], "task": str(Path(str(cfg.data.path)).name), **summary})
     sink.extra.update({"model_path": str(artifact), "validation": how, "history": history,
+                       "stopped_by": history["stopped_by"],
                        "horizon_errors": {k: [_num(v) for v in e] for k, e in curves.items()},
                        "episodes": data.stats, "period": mapping.period})
     sink.flush()
     plot_training(history, run_dir / "training.png")
     plot_horizon(curves, run_dir / "errors.png")
     lines = [f"trained {cfg.dynamics.kind} for robot {spec.name} at period {mapping.period} s: {history['epochs']} "
-             f"epochs (best {history.get('best_epoch')}), {summary['fit_s']:.0f} s",
+             f"epochs (best {history.get('best_epoch')}, stopped by {history['stopped_by'].replace('_', ' ')}), "
+             f"{summary['fit_s']:.0f} s",
              f"validation ({how}): one-step dyn_mse {_fmt(summary['val_dyn_mse'])}, "
              f"{kstep}-step {_fmt(summary['val_kstep_mse'])}"]
     if summary.get("sim_val_dyn_mse") is not None:

@@ -86,8 +86,11 @@ def train_offline(
 
 
 def run_trainer(module: pl.LightningModule, train_loader, val_loader, epochs: int, callbacks: list | None = None,
-                progress_bar: bool = False) -> pl.Trainer:
-    """A quiet CPU Lightning Trainer (no logger, no checkpoint files: callers write their own artifacts)."""
+                progress_bar: bool = False, max_minutes: float | None = None) -> pl.Trainer:
+    """A quiet CPU Lightning Trainer (no logger, no checkpoint files: callers write their own artifacts);
+    `max_minutes` ends training at that wall-clock budget."""
+    from datetime import timedelta
+
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     trainer = pl.Trainer(
@@ -99,6 +102,7 @@ def run_trainer(module: pl.LightningModule, train_loader, val_loader, epochs: in
         enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=callbacks or [],
+        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -169,11 +173,12 @@ def chunked_mean(fn, data: Transitions, chunk: int = 65536) -> torch.Tensor:
 
 def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: int = 100, patience: int = 8,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5, seed: int = 0,
-        on_epoch=None) -> dict:
+        on_epoch=None, max_minutes: float | None = None) -> dict:
     """Train on `train` with early stopping on validation NLL (`patience` epochs without improvement);
     the best epoch's weights are kept. Normalizers are fitted on `train` only.
 
-    Returns the history: per-epoch `train_loss`, `val_nll`, `val_mse`, and `best_epoch`, `epochs`."""
+    Returns the history: per-epoch `train_loss`, `val_nll`, `val_mse`, and `best_epoch`, `epochs`,
+    `stopped_by` (early_stopping | max_epochs | time_budget: `max_minutes` of wall clock)."""
     from pytorch_lightning.callbacks import EarlyStopping
 
     pl.seed_everything(seed, workers=False, verbose=False)
@@ -183,8 +188,11 @@ def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: 
     val_loader = DataLoader([0], batch_size=None)
     module = EarlyStoppedModule(model, val, lr, weight_decay, on_epoch)
     stop = EarlyStopping(monitor="val_nll", patience=patience, mode="min", check_finite=True)
-    run_trainer(module, loader, val_loader, max_epochs, callbacks=[stop])
+    run_trainer(module, loader, val_loader, max_epochs, callbacks=[stop], max_minutes=max_minutes)
     history = dict(module.history)
+    epochs = len(history["val_nll"])
+    history["stopped_by"] = ("early_stopping" if stop.stopped_epoch > 0 else
+                             "max_epochs" if epochs >= max_epochs else "time_budget")
     if module.best is not None:
         model.load_state_dict(module.best[2])
         history["best_epoch"] = module.best[1]
