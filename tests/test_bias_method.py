@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import robocl_envs  # noqa: F401
 import torch
+from conftest import SMALL_UGV
 
 from robocl.data import smooth_random_actions
 from robocl.dynamics.ensemble import GaussianEnsemble
@@ -30,15 +31,7 @@ from robocl.offline.evaluate import (
 from robocl.offline.readers import blocks
 from robocl.robots.codec import PlanarBodyCodec
 
-SMALL = [
-    "dynamics.pretrain.episodes=8",
-    "dynamics.pretrain.steps=120",
-    "dynamics.pretrain.epochs=25",
-    "dynamics.ensemble_size=3",
-    "dynamics.hidden_size=64",
-    "runtime.progress=false",
-    "runtime.threads=1",
-]
+SMALL = SMALL_UGV  # the small real ensemble every own-robot and offline test shares (conftest)
 
 
 @pytest.fixture(scope="module")

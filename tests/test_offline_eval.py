@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import robocl_envs  # noqa: F401
+from conftest import SMALL_UGV, cli
 from rosbags.highlevel import AnyReader
 
 from robocl.data import smooth_random_actions
@@ -22,22 +23,7 @@ from robocl.offline import metrics as M
 from robocl.offline.readers import Mapping, align, transitions
 from robocl.offline.recording import BagRecorder, write_episode
 
-SMALL = [
-    "dynamics.pretrain.episodes=8",
-    "dynamics.pretrain.steps=120",
-    "dynamics.pretrain.epochs=25",
-    "dynamics.ensemble_size=3",
-    "dynamics.hidden_size=64",
-    "runtime.progress=false",
-    "runtime.threads=1",
-]
-
-
-def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return int(exc.value.code), out.out, out.err
+SMALL = SMALL_UGV  # the small real ensemble every own-robot and offline test shares (conftest)
 
 
 def robocl_eval(args: list[str], capsys) -> tuple[int, str, str]:

@@ -181,3 +181,36 @@ def test_too_little_data_is_one_line(tmp_path, capsys):
                    "".join(f"{0.2 * i:.1f},{0.1 * i},0,0,0.5,0,0,0.5,0\n" for i in range(10)))
     code, _, err = train([f"data={log}", f"hydra.run.dir={tmp_path / 'r'}"], capsys)
     _one_line_exit2(code, err, "only 9 usable transitions")
+
+
+def test_afm_refiner_for_a_robot_known_only_by_its_learned_model(foreign, tmp_path, capsys):
+    """robocl-train refiner=afm: AFM's regimes are simulated in the learned model (no simulator of this robot
+    is used), the refiner is cached against that model, and `model=PATH` methods find it without training."""
+    from robocl.refiners.model_env import LearnedModelEnv
+
+    model_path = foreign["model"]
+    tiny = ["refiner=afm", "refiner.data.regimes=40", "refiner.data.steps=20", "refiner.train.epochs=2"]
+    code, _, err = train([f"data={foreign['root'] / 'rec'}", "train.max_epochs=5", *tiny,
+                          f"hydra.run.dir={tmp_path / 't'}"], capsys)
+    assert code == 0, err
+    doc = results(tmp_path / "t")
+    afm = doc["afm_train"]
+    assert Path(afm["checkpoint"]).exists() and afm["samples"] == 40 * 20
+    code, out, err = evaluate([f"data={foreign['heldout']}", f"model={tmp_path / 't' / 'model.pt'}", *tiny,
+                               "methods=[frozen,afm]", f"hydra.run.dir={tmp_path / 'e'}"], capsys)
+    assert code == 0, err
+    assert "afm: simulating" not in err  # found in the cache, not trained again
+    assert results(tmp_path / "e")["summary"]["afm"]["action_mse"] is not None
+    # the learned-model simulator applies a regime's gains to the command, as the MuJoCo envs do
+    from robocl.cli.app import compose
+    from robocl.experiments.common import model_from_artifact
+
+    cfg, _ = compose([f"model={model_path}", *SMALL])
+    model, _ = model_from_artifact(cfg, log=lambda *_: None)
+    env = LearnedModelEnv(model, "planar", [-1.0, -1.5707963], [1.0, 1.5707963], noise=False)
+    env.reset(seed=0)
+    forward = [env.step([0.8, 0.0])[0] for _ in range(10)][-1]
+    env.reset(seed=0)
+    env.set_gains((-1.0, 1.0))
+    backward = [env.step([0.8, 0.0])[0] for _ in range(10)][-1]
+    assert forward[0] > 0.5 and backward[0] < -0.5, (forward, backward)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import torch
@@ -56,8 +57,14 @@ class OnlineFinetune(ContinualStrategy):
         capacity: int = 64,
         warmup: int = 4,
         seed: int = 0,
+        residual_window: int = 0,
     ) -> None:
         super().__init__(model)
+        # residual_window > 0: predictions also add the mean of the network's own one-step residuals over
+        # the last `residual_window` transitions (a disturbance estimate, as adaptive controllers keep),
+        # while the weights learn the rest more slowly; the network is trained on the raw targets, and as it
+        # absorbs a lasting change its residuals, and so the correction, shrink back to zero.
+        self.residuals: deque[torch.Tensor] = deque(maxlen=residual_window) if residual_window > 0 else None
         codec = model.codec
         self.buffer = RecentBuffer(capacity, codec.state_dim, codec.action_dim)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -67,6 +74,8 @@ class OnlineFinetune(ContinualStrategy):
         self.generator = torch.Generator().manual_seed(seed)
 
     def observe(self, transition: Transitions) -> None:
+        if self.residuals is not None:
+            self._update_correction(transition)
         self.buffer.add(transition)
         if self.buffer.size < self.warmup:
             return
@@ -78,6 +87,20 @@ class OnlineFinetune(ContinualStrategy):
                 loss.backward()
                 self.optimizer.step()
         self.model.eval()
+
+    @torch.no_grad()
+    def _update_correction(self, transition: Transitions) -> None:
+        """The running mean of the network's residual in target space (prequential: this transition's
+        residual is measured before the model learns from it, and counts from the next prediction on)."""
+        norm = self.model.target_norm
+        offset = norm.offset.clone()
+        norm.offset.zero_()
+        pred = self.model.predict(transition.states, transition.actions)[0]
+        codec = self.model.codec
+        residual = codec.targets(transition.states, transition.next_states) - codec.targets(transition.states, pred)
+        if bool(torch.isfinite(residual).all()):
+            self.residuals.extend(residual)
+        norm.offset.copy_(torch.stack(list(self.residuals)).mean(0) if self.residuals else offset * 0)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -96,4 +119,5 @@ def from_config(node, model: DynamicsModel, seed: int = 0) -> OnlineFinetune:
         batch_size=int(node.batch_size),
         capacity=int(node.capacity),
         seed=seed,
+        residual_window=int(node.get("residual_window", 0) or 0),
     )

@@ -40,6 +40,9 @@ class Normalizer(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        # A run-time correction added on the way out (never saved, never trained on): an online learner
+        # may set it to the running mean of the model's recent residuals (continual.residual_window).
+        self.register_buffer("offset", torch.zeros(dim), persistent=False)
         self.eps = eps
 
     @torch.no_grad()
@@ -51,7 +54,7 @@ class Normalizer(nn.Module):
         return (x - self.mean) / self.std
 
     def denormalize(self, x: Tensor) -> Tensor:
-        return x * self.std + self.mean
+        return x * self.std + (self.mean + self.offset)
 
 
 class DynamicsModel(nn.Module):
