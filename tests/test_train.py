@@ -214,3 +214,17 @@ def test_afm_refiner_for_a_robot_known_only_by_its_learned_model(foreign, tmp_pa
     env.set_gains((-1.0, 1.0))
     backward = [env.step([0.8, 0.0])[0] for _ in range(10)][-1]
     assert forward[0] > 0.5 and backward[0] < -0.5, (forward, backward)
+
+
+def test_model_path_in_bench_times_the_trained_model(foreign, tmp_path, capsys):
+    from robocl.cli.bench import main
+
+    code, out, err = cli(main, ["suite=planner", f"model={foreign['model']}", "bench.repeats=3", "bench.warmup=1",
+                                "planner.population=100", "runtime.progress=false", "runtime.threads=1",
+                                f"hydra.run.dir={tmp_path / 'b'}"], capsys)
+    assert code == 0, err
+    assert results(tmp_path / "b")["config"]["dynamics"]["ensemble_size"] == 3  # the artifact's settings
+    code, _, err = cli(main, ["suite=planner", f"model={tmp_path / 'none.pt'}", f"hydra.run.dir={tmp_path / 'n'}"],
+                       capsys)
+    _one_line_exit2(code, err, "no such model file")
+    assert not (tmp_path / "n").exists()

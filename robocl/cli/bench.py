@@ -28,9 +28,16 @@ def run_bench(cfg: DictConfig, run_dir: Path) -> int:
     return 0
 
 
+def validate(cfg: DictConfig) -> None:
+    """`model=PATH` (a robocl-train model to time) fits the robot, before the run directory exists."""
+    from robocl.experiments.common import adopt_model_settings
+
+    adopt_model_settings(cfg)
+
+
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run_app("robocl-bench", "Benchmarks side by side with peers (suite=planner, ...).", run_bench,
-                     config_name="bench", argv=argv))
+                     config_name="bench", argv=argv, validate=validate))
 
 
 if __name__ == "__main__":
