@@ -228,3 +228,20 @@ def test_model_path_in_bench_times_the_trained_model(foreign, tmp_path, capsys):
                        capsys)
     _one_line_exit2(code, err, "no such model file")
     assert not (tmp_path / "n").exists()
+
+
+def test_init_from_the_simulator_model_fine_tunes_it(foreign, tmp_path, capsys):
+    """train.init=sim starts from the simulator-pretrained model (same normalization) and fine-tunes it on the
+    robot's data: it ends below the model it started from on the validation drive (measured on the same scale:
+    the simulator model's normalization, which fine-tuning keeps)."""
+    code, _, err = train([f"data={foreign['root'] / 'rec'}", "train.init=sim", "train.max_epochs=40",
+                          f"hydra.run.dir={tmp_path / 't'}"], capsys)
+    assert code == 0, err
+    m = results(tmp_path / "t")["summary"]["model"]
+    assert m["init_from_sim"] == 1 and m["val_dyn_mse"] < 0.8 * m["sim_val_dyn_mse"], m
+    code, _, err = train([f"data={foreign['root'] / 'rec'}", "train.init=warm"], capsys)
+    _one_line_exit2(code, err, "train.init=warm: accepted scratch, sim")
+    spec = tmp_path / "nosim.yaml"
+    spec.write_text((Path(__file__).parents[1] / "configs" / "robot" / "diff_drive.yaml").read_text())
+    code, _, err = train([f"robot={spec}", f"data={foreign['root'] / 'rec'}", "train.init=sim"], capsys)
+    _one_line_exit2(code, err, "has no simulator to start from")

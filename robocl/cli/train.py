@@ -9,6 +9,7 @@ validation NLL, and writes to the run directory: `model.pt` (a self-describing a
 
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 import time
@@ -41,7 +42,21 @@ def settings(cfg: DictConfig) -> dict[str, Any]:
         "compare_sim": check.flag(cfg, t + "compare_sim"),
         "min_transitions": check.number(cfg, t + "min_transitions", lo=2, integer=True),
         "max_minutes": check.number(cfg, t + "max_minutes", lo=0, lo_open=True),
+        "init": init_mode(cfg),
     }
+
+
+INITS = ("scratch", "sim")
+
+
+def init_mode(cfg: DictConfig) -> str:
+    mode = str(check.get(cfg, "train.init"))
+    if mode not in INITS:
+        raise UsageError(f"train.init={mode}: accepted {', '.join(INITS)}")
+    if mode == "sim" and not cfg.robot.get("env_id"):
+        raise UsageError(f"train.init=sim: robot {cfg.robot.name} has no simulator to start from (robot.env_id); "
+                         "use train.init=scratch")
+    return mode
 
 
 def validate(cfg: DictConfig) -> None:
@@ -73,7 +88,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.dynamics.training import fit
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import make_model, pretrained_model
+    from robocl.experiments.common import make_model
     from robocl.offline.dataset import read_recorded, split_validation
     from robocl.offline.readers import DataError
     from robocl.train.errors import horizon_errors
@@ -109,8 +124,11 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         train_data, val_data, how = split_validation(data, opts["val_fraction"])
         progress.log(f"robocl-train: {len(train_data):,} training / {len(val_data):,} validation transitions, "
                      f"held out {how}")
+        want_sim = opts["init"] == "sim" or (opts["compare_sim"] and spec.simulator)
+        sim_model = simulator_model(cfg, spec, mapping.period, progress) if want_sim else None
         torch.manual_seed(opts["seed"])
-        model = make_model(cfg)
+        # init=sim: start from the simulator model (its weights and input/target normalization) and fine-tune
+        model = copy.deepcopy(sim_model) if opts["init"] == "sim" else make_model(cfg)
         fit_task = progress.add_task("training (epochs)", total=opts["max_epochs"], status="")
 
         def on_epoch(epoch: int, values: dict[str, float | None]) -> None:
@@ -123,7 +141,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         history = fit(model, train_data.transitions(), val_data.transitions(), max_epochs=opts["max_epochs"],
                       patience=opts["patience"], batch_size=opts["batch_size"], lr=opts["lr"],
                       weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch,
-                      max_minutes=opts["max_minutes"])
+                      max_minutes=opts["max_minutes"], fit_normalizers=opts["init"] == "scratch")
         t_fit = time.perf_counter() - t0
         progress.update(fit_task, total=history["epochs"], completed=history["epochs"])
         scale = model.target_norm.std.detach().clone()
@@ -137,12 +155,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
             "val_nll": min(history["val_nll"]) if history["val_nll"] else None,
             "read_s": round(t_read, 2), "fit_s": round(t_fit, 2),
         }
+        summary["init_from_sim"] = int(opts["init"] == "sim")
         if opts["compare_sim"] and spec.simulator:
-            sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-            sim_cfg.model = None
-            other = abs(mapping.period - spec.dt) > 1e-12
-            sim_model, _ = pretrained_model(sim_cfg, log=progress.log,
-                                            env_overrides={"dt": mapping.period} if other else None)
             curves["simulator-pretrained model"] = horizon_errors(sim_model, scale, val_data.segments, opts["horizon"])
             summary["sim_val_dyn_mse"] = _num(curves["simulator-pretrained model"][0])
             summary["sim_val_kstep_mse"] = _num(curves["simulator-pretrained model"][kstep - 1])
@@ -188,6 +202,16 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     atomic_write_text(run_dir / "summary.md", text + "\n")
     print(text)
     return 0
+
+
+def simulator_model(cfg: DictConfig, spec, period: float, progress):
+    """The simulator-pretrained model of this robot (cached), at the data's period."""
+    from robocl.experiments.common import pretrained_model
+
+    sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    sim_cfg.model = None
+    other = abs(period - spec.dt) > 1e-12
+    return pretrained_model(sim_cfg, log=progress.log, env_overrides={"dt": period} if other else None)[0]
 
 
 def train_refiner(cfg: DictConfig, model, progress) -> dict[str, Any]:

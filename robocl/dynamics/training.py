@@ -173,16 +173,18 @@ def chunked_mean(fn, data: Transitions, chunk: int = 65536) -> torch.Tensor:
 
 def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: int = 100, patience: int = 8,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5, seed: int = 0,
-        on_epoch=None, max_minutes: float | None = None) -> dict:
+        on_epoch=None, max_minutes: float | None = None, fit_normalizers: bool = True) -> dict:
     """Train on `train` with early stopping on validation NLL (`patience` epochs without improvement);
-    the best epoch's weights are kept. Normalizers are fitted on `train` only.
+    the best epoch's weights are kept. Normalizers are fitted on `train` only (unless `fit_normalizers` is
+    False: fine-tuning a pretrained model keeps its normalization).
 
     Returns the history: per-epoch `train_loss`, `val_nll`, `val_mse`, and `best_epoch`, `epochs`,
     `stopped_by` (early_stopping | max_epochs | time_budget: `max_minutes` of wall clock)."""
     from pytorch_lightning.callbacks import EarlyStopping
 
     pl.seed_everything(seed, workers=False, verbose=False)
-    model.fit_normalizers(train)
+    if fit_normalizers:  # False when fine-tuning a pretrained model: its weights expect its own normalization
+        model.fit_normalizers(train)
     loader = DataLoader(BatchIndex(train, batch_size, True, seed), batch_size=None, shuffle=False)
     # One dummy validation batch per epoch: the metric itself is computed over all of `val` at epoch end.
     val_loader = DataLoader([0], batch_size=None)
