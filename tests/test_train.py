@@ -14,6 +14,7 @@ from conftest import FOREIGN, cli
 from conftest import SMALL_UGV as SMALL
 
 from robocl.dynamics.artifact import VERSION, read_model
+from robocl.eval.results import validate_results
 
 
 def run(args, capsys):
@@ -35,7 +36,9 @@ def evaluate(args, capsys):
 
 
 def results(run_dir: Path) -> dict:
-    return json.loads((run_dir / "results.json").read_text())
+    doc = json.loads((run_dir / "results.json").read_text())
+    validate_results(doc)  # robocl.results/1: plain numbers in summary, ids in every run
+    return doc
 
 
 def test_train_fits_a_better_model_than_the_simulator_and_writes_its_run_directory(foreign):

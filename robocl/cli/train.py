@@ -124,7 +124,13 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         train_data, val_data, how = split_validation(data, opts["val_fraction"])
         progress.log(f"robocl-train: {len(train_data):,} training / {len(val_data):,} validation transitions, "
                      f"held out {how}")
-        want_sim = opts["init"] == "sim" or (opts["compare_sim"] and spec.simulator)
+        sim_missing = (None if spec.simulator and simulator_runs_at(cfg, spec, mapping.period) else
+                       f"robot {spec.name} has no simulator" if not spec.simulator else
+                       f"data.period={mapping.period:g} s: robot {spec.name}'s simulator model is pretrained at "
+                       f"robot.dt={spec.dt:g} s only")
+        if opts["init"] == "sim" and sim_missing:
+            raise UsageError(f"train.init=sim: {sim_missing}")
+        want_sim = opts["init"] == "sim" or (opts["compare_sim"] and not sim_missing)
         sim_model = simulator_model(cfg, spec, mapping.period, progress) if want_sim else None
         torch.manual_seed(opts["seed"])
         # init=sim: start from the simulator model (its weights and input/target normalization) and fine-tune
@@ -156,12 +162,12 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
             "read_s": round(t_read, 2), "fit_s": round(t_fit, 2),
         }
         summary["init_from_sim"] = int(opts["init"] == "sim")
-        if opts["compare_sim"] and spec.simulator:
+        if opts["compare_sim"] and not sim_missing:
             curves["simulator-pretrained model"] = horizon_errors(sim_model, scale, val_data.segments, opts["horizon"])
             summary["sim_val_dyn_mse"] = _num(curves["simulator-pretrained model"][0])
             summary["sim_val_kstep_mse"] = _num(curves["simulator-pretrained model"][kstep - 1])
         elif opts["compare_sim"]:
-            sink.note(f"robot {spec.name} has no simulator: sim_val_dyn_mse is null")
+            sink.note(f"{sim_missing}: sim_val_dyn_mse is null")
             summary["sim_val_dyn_mse"] = None
         if str(cfg.refiner.get("kind")) == "afm":
             sink.extra["afm_train"] = train_refiner(cfg, model, progress)
@@ -202,6 +208,13 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     atomic_write_text(run_dir / "summary.md", text + "\n")
     print(text)
     return 0
+
+
+def simulator_runs_at(cfg: DictConfig, spec, period: float) -> bool:
+    """Whether the robot's simulator model can be pretrained at `period` (the UGV's env takes `dt`)."""
+    from robocl.experiments.common import nominal_env
+
+    return abs(period - spec.dt) <= 1e-12 or "dt" in nominal_env(cfg.robot)[0]
 
 
 def simulator_model(cfg: DictConfig, spec, period: float, progress):

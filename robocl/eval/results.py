@@ -98,8 +98,8 @@ def validate_results(doc: dict[str, Any]) -> None:
         raise ValueError(f"results.json misses keys: {sorted(missing)}")
     if doc["schema"] != SCHEMA:
         raise ValueError(f"schema is {doc['schema']!r}, expected {SCHEMA!r}")
-    if doc["command"] not in {"run", "eval", "bench"}:
-        raise ValueError(f"command {doc['command']!r} not in run|eval|bench")
+    if doc["command"] not in {"run", "eval", "bench", "train", "ros"}:
+        raise ValueError(f"command {doc['command']!r} not in run|eval|bench|train|ros")
     for run in doc["runs"]:
         for key in ID_KEYS:
             if key not in run:
