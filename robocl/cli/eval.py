@@ -162,7 +162,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
 
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import pretrained_model
+    from robocl.experiments.common import pretrained_model, simulator_pretrained_model
     from robocl.factory import build
     from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
     from robocl.offline.plots import plot_errors
@@ -192,10 +192,8 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
             scale = base_model.target_norm.std.detach().clone()
             sim_model = None
             if any(kind == "sim" for _, kind, _ in methods):
-                sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-                sim_cfg.model = None  # same dynamics settings as the model=PATH one (its training run's)
-                sim_model, _ = pretrained_model(sim_cfg, log=progress.log,
-                                                env_overrides={"dt": mapping.period} if other_period else None)
+                # the same dynamics settings as the model=PATH one (its training run's)
+                sim_model = simulator_pretrained_model(cfg, mapping.period, log=progress.log)
             low = torch.as_tensor(list(cfg.robot.action_low), dtype=torch.float32)
             high = torch.as_tensor(list(cfg.robot.action_high), dtype=torch.float32)
             for ep, info in zip(episodes, infos):

@@ -10,7 +10,6 @@ validation NLL, and writes to the run directory: `model.pt` (a self-describing a
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,12 +87,12 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.dynamics.training import fit
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import make_model
+    from robocl.experiments.common import make_model, simulator_pretrained_model
     from robocl.offline.dataset import read_recorded, split_validation
     from robocl.offline.readers import DataError
     from robocl.train.errors import horizon_errors
     from robocl.train.plots import plot_horizon, plot_training
-    from robocl.utils.io import atomic_write_text
+    from robocl.utils.io import atomic_write, atomic_write_text
 
     opts = settings(cfg)
     spec = spec_from_config(cfg.robot)
@@ -131,7 +130,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         if opts["init"] == "sim" and sim_missing:
             raise UsageError(f"train.init=sim: {sim_missing}")
         want_sim = opts["init"] == "sim" or (opts["compare_sim"] and not sim_missing)
-        sim_model = simulator_model(cfg, spec, mapping.period, progress) if want_sim else None
+        sim_model = simulator_pretrained_model(cfg, mapping.period, log=progress.log) if want_sim else None
         torch.manual_seed(opts["seed"])
         # init=sim: start from the simulator model (its weights and input/target normalization) and fine-tune
         model = copy.deepcopy(sim_model) if opts["init"] == "sim" else make_model(cfg)
@@ -159,9 +158,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
             "val_dyn_mse": _num(curves["trained model"][0]), "val_kstep_mse": _num(curves["trained model"][kstep - 1]),
             "kstep": kstep, "best_epoch": history.get("best_epoch"), "epochs": history["epochs"],
             "val_nll": min(history["val_nll"]) if history["val_nll"] else None,
-            "read_s": round(t_read, 2), "fit_s": round(t_fit, 2),
+            "read_s": round(t_read, 2), "fit_s": round(t_fit, 2), "init_from_sim": int(opts["init"] == "sim"),
         }
-        summary["init_from_sim"] = int(opts["init"] == "sim")
         if opts["compare_sim"] and not sim_missing:
             curves["simulator-pretrained model"] = horizon_errors(sim_model, scale, val_data.segments, opts["horizon"])
             summary["sim_val_dyn_mse"] = _num(curves["simulator-pretrained model"][0])
@@ -180,11 +178,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
                           metrics={k: v for k, v in summary.items() if not k.endswith("_s")})
     out = OmegaConf.select(cfg, "train.out")
     if out:
-        target = Path(str(out)).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(artifact, tmp)
-        tmp.replace(target)
+        atomic_write(Path(str(out)).expanduser(), lambda fh: fh.write(artifact.read_bytes()))
     sink.summary = {"model": summary}
     sink.runs.append({"method": "model", "seed": opts["seed"], "task": str(Path(str(cfg.data.path)).name), **summary})
     sink.extra.update({"model_path": str(artifact), "validation": how, "history": history,
@@ -215,16 +209,6 @@ def simulator_runs_at(cfg: DictConfig, spec, period: float) -> bool:
     from robocl.experiments.common import nominal_env
 
     return abs(period - spec.dt) <= 1e-12 or "dt" in nominal_env(cfg.robot)[0]
-
-
-def simulator_model(cfg: DictConfig, spec, period: float, progress):
-    """The simulator-pretrained model of this robot (cached), at the data's period."""
-    from robocl.experiments.common import pretrained_model
-
-    sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    sim_cfg.model = None
-    other = abs(period - spec.dt) > 1e-12
-    return pretrained_model(sim_cfg, log=progress.log, env_overrides={"dt": period} if other else None)[0]
 
 
 def train_refiner(cfg: DictConfig, model, progress) -> dict[str, Any]:

@@ -93,14 +93,14 @@ class OnlineFinetune(ContinualStrategy):
         """The running mean of the network's residual in target space (prequential: this transition's
         residual is measured before the model learns from it, and counts from the next prediction on)."""
         norm = self.model.target_norm
-        offset = norm.offset.clone()
-        norm.offset.zero_()
+        norm.offset.zero_()  # the network alone
         pred = self.model.predict(transition.states, transition.actions)[0]
         codec = self.model.codec
         residual = codec.targets(transition.states, transition.next_states) - codec.targets(transition.states, pred)
         if bool(torch.isfinite(residual).all()):
             self.residuals.extend(residual)
-        norm.offset.copy_(torch.stack(list(self.residuals)).mean(0) if self.residuals else offset * 0)
+        if self.residuals:
+            norm.offset.copy_(torch.stack(list(self.residuals)).mean(0))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}

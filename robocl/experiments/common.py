@@ -140,6 +140,16 @@ def pretrained_model(cfg: DictConfig, log=print, env_overrides: dict[str, Any] |
     return model, info
 
 
+def simulator_pretrained_model(cfg: DictConfig, period: float | None = None, log=print) -> DynamicsModel:
+    """The robot's simulator-pretrained model (cached) with cfg's dynamics settings, ignoring `model=PATH`:
+    the comparison a robocl-train model is measured against. `period`: the data's control period, when it
+    is not robot.dt (the nominal env is then built at it, as for recorded data)."""
+    sim_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    sim_cfg.model = None
+    other = period is not None and abs(float(period) - float(cfg.robot.dt)) > 1e-12
+    return pretrained_model(sim_cfg, log=log, env_overrides={"dt": float(period)} if other else None)[0]
+
+
 def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progress: Any) -> DynamicsModel:
     """The pretrained nominal model, and the AFM refiner trained against it when a method refines
     (trained here, with progress, rather than silently inside the first controller); their
