@@ -93,6 +93,13 @@ def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConf
         run_dir = Path(str(cfg.hydra.run.dir))
     except Exception as exc:
         raise UsageError(f"hydra.run.dir: {exc}") from None
+    resume = cfg.get("resume")
+    if isinstance(resume, str) and resume:  # resume=DIR: that run directory, resumed
+        run_dir = Path(resume).expanduser()
+        with open_dict(cfg):
+            cfg.resume = True
+    elif resume not in (None, True, False):
+        raise UsageError(f"resume={resume}: accepted true, false or the run directory to resume")
     with open_dict(cfg):
         del cfg["hydra"]
         if robot_file is not None:

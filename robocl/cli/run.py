@@ -13,7 +13,9 @@ from robocl.cli.app import run_app
 from robocl.eval.progress import progress_bar
 from robocl.eval.results import format_summary_table, summarize
 from robocl.eval.sink import ResultSink
+from robocl.experiments.fanout import executor_settings
 from robocl.factory import load_callable
+from robocl.parallel.executor import executor_session
 
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
             "epe", "part_iou", "open_success", "infer_ms_median",  # cabinet_drag
@@ -27,6 +29,7 @@ def validate_experiment(cfg: DictConfig) -> None:
     from robocl.robots.spec import require_simulator
 
     require_simulator(cfg.robot, f"robocl-run experiment={cfg.get('experiment_name')} (a simulation)")
+    executor_settings(cfg)
     adopt_model_settings(cfg)
     module = load_callable(str(cfg.runner), "runner")
     check = getattr(module, "validate", None)
@@ -40,8 +43,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     sink = ResultSink(run_dir, "run", str(cfg.experiment_name), cfg)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")
+    settings = executor_settings(cfg)
     try:
-        with progress_bar(bool(cfg.runtime.progress)) as progress:
+        with executor_session(settings, warm=[str(cfg.runner)]), progress_bar(bool(cfg.runtime.progress)) as progress:
             params = inspect.signature(runner).parameters
             out = runner(cfg, run_dir, progress, sink) if "sink" in params else runner(cfg, run_dir, progress)
     finally:
@@ -59,7 +63,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     metrics += sorted({k for v in summary.values() for k in v} - set(metrics) - {"steps", "waypoints_total"})[:4]
     print(format_summary_table(summary, metrics))
     print(f"\nresults: {run_dir / 'results.json'}")
-    return 0
+    return report_failures(doc, console)
+
+
+def report_failures(doc: dict, console: Console) -> int:
+    """Units that raised (the others finished): listed with their error and log; exit 1."""
+    failed = doc.get("failed_units") or []
+    for item in failed:
+        console.print(f"[red]failed unit[/] {item['unit']}: {item['error']} (log: {item['log']})")
+    if failed:
+        console.print(f"{len(failed)} unit(s) failed; rerun them with resume=true")
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> None:

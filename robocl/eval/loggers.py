@@ -11,6 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 
 class NoLogger:
+    wants_steps = False  # a fanned-out unit sends its step rows back only when a logger keeps them
+
     def log_step(self, row: dict[str, Any]) -> None:
         pass
 
@@ -22,17 +24,22 @@ class NoLogger:
 
 
 class CsvLogger(NoLogger):
-    """Appends per-step rows to steps.csv (flushed per run, so an interrupted run keeps them)."""
+    """Appends per-step rows to steps.csv (flushed per run, so an interrupted run keeps them; a resumed
+    run appends to them)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    wants_steps = True
+
+    def __init__(self, run_dir: Path, append: bool = False) -> None:
         self.path = Path(run_dir) / "steps.csv"
-        self._fh = self.path.open("w", newline="")
+        self._header_written = append and self.path.exists() and self.path.stat().st_size > 0
+        self._fh = self.path.open("a" if append else "w", newline="")
         self._writer: csv.DictWriter | None = None
 
     def log_step(self, row: dict[str, Any]) -> None:
         if self._writer is None:
             self._writer = csv.DictWriter(self._fh, fieldnames=list(row), extrasaction="ignore")
-            self._writer.writeheader()
+            if not self._header_written:
+                self._writer.writeheader()
         self._writer.writerow(row)
 
     def log_run(self, row: dict[str, Any]) -> None:
@@ -43,6 +50,8 @@ class CsvLogger(NoLogger):
 
 
 class WandbLogger(NoLogger):
+    wants_steps = True
+
     def __init__(self, cfg: DictConfig, run_dir: Path, name: str) -> None:
         import wandb
 
@@ -68,7 +77,7 @@ class WandbLogger(NoLogger):
 def make_logger(cfg: DictConfig, run_dir: Path) -> NoLogger:
     kind = str(OmegaConf.select(cfg, "logger.kind", default="none"))
     if kind == "csv":
-        return CsvLogger(run_dir)
+        return CsvLogger(run_dir, append=bool(OmegaConf.select(cfg, "resume", default=False)))
     if kind == "wandb":
         return WandbLogger(cfg, run_dir, str(cfg.get("experiment_name", "robocl")))
     return NoLogger()

@@ -150,18 +150,21 @@ def simulator_pretrained_model(cfg: DictConfig, period: float | None = None, log
     return pretrained_model(sim_cfg, log=log, env_overrides={"dt": float(period)} if other else None)[0]
 
 
-def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progress: Any) -> DynamicsModel:
-    """The pretrained nominal model, and the AFM refiner trained against it when a method refines
-    (trained here, with progress, rather than silently inside the first controller); their
-    training info goes into results.json."""
+def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progress: Any
+                   ) -> tuple[DynamicsModel, Any]:
+    """The pretrained nominal model, and the AFM refiner network trained against it when a method
+    refines (None otherwise): built once here, with progress, before any unit starts, and handed to
+    every unit (never trained per worker); their training info goes into results.json."""
     base_model, pre_info = pretrained_model(cfg, log=progress.log)
     sink.extra["pretrain"] = pre_info
+    refiner_net = None
     if any(m.refine for m in methods):
         from robocl.refiners.afm_train import ensure_checkpoint
 
-        _, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
+        refiner_net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log,
+                                                    progress=progress)
         sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
-    return base_model
+    return base_model, refiner_net
 
 
 def refiner_stats(refiner: Refiner) -> dict[str, Any]:
@@ -172,8 +175,9 @@ def refiner_stats(refiner: Refiner) -> dict[str, Any]:
 
 
 def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
-                    seed: int) -> Controller:
-    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner.
+                    seed: int, refiner_net: Any = None) -> Controller:
+    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner
+    (`refiner_net`: the AFM network built before fan-out; without it the refiner loads its checkpoint).
 
     The global torch RNG is re-seeded too (bootstrap resampling in online learning draws from it),
     so a run's result does not depend on which runs came before it in the same process.
@@ -185,7 +189,9 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     planner_factory = load_callable(f"robocl.planning.factory:{method.planner}")
     planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
                               reset_particles=model.reset_particles)
-    refiner = build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed) if method.refine else Refiner()
+    refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed,
+                     net=None if refiner_net is None else copy.deepcopy(refiner_net))
+               if method.refine else Refiner())
     return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float))
 
 

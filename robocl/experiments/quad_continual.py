@@ -26,7 +26,9 @@ from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
+from robocl.experiments.fanout import fan_out
 from robocl.methods import parse_methods
+from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.tracking import ReferenceTrackingCost
 from robocl.tasks.waypoints import GainSchedule
 from robocl.tracking_rollouts import run_tracking_episode
@@ -133,53 +135,72 @@ def _regime_schedule(condition: dict[str, Any], window: list[float]):
     return regime_at
 
 
-def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
+def units(spec: dict[str, Any]) -> list[Unit]:
+    """One unit per (condition, method, seed) episode, in the order results are reported."""
+    several = len(spec["conditions"]) > 1
+    out = []
+    for cond in spec["conditions"]:
+        tag = _task_tag(cond, spec["task"], several)
+        out += [Unit(f"{m.name}|{tag}|s{seed}", {"condition": cond, "method": i, "seed": seed},
+                     f"{m.name} {tag} s{seed}")
+                for i, m in enumerate(spec["methods"]) for seed in spec["seeds"]]
+    return out
+
+
+def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext) -> dict[str, Any]:
+    """One tracking episode in a fresh environment with a fresh controller."""
     from robocl_envs.quad_tasks import make_task
 
-    spec = validate(cfg)
-    env_kwargs = {"control_hz": spec["control_hz"], "task": spec["task"]}
-    base_model = nominal_models(cfg, spec["methods"], sink, progress)
-    logger = make_logger(cfg, run_dir)
-    env = gym.make(str(cfg.robot.env_id), **env_kwargs).unwrapped
+    cfg, spec = shared["cfg"], shared["spec"]
+    cond_name, method, seed = params["condition"], spec["methods"][params["method"]], params["seed"]
+    condition = spec["conditions"][cond_name]
+    env = gym.make(str(cfg.robot.env_id), control_hz=spec["control_hz"], task=spec["task"]).unwrapped
     reference = make_task(spec["task"])
     horizon = int(cfg.planner.horizon)
+    regime_at = _regime_schedule(condition, list(cfg.task.intervention))
+    tags = {"method": method.name, "seed": seed,
+            "task": _task_tag(cond_name, spec["task"], len(spec["conditions"]) > 1)}
+    cost = ReferenceTrackingCost(horizon)
+    controller = make_controller(cfg, method, shared["model"], cost, seed, shared["refiner_net"])
+    steps = int(round(reference.duration * spec["control_hz"]))
+
+    def on_step(k: int, row: dict[str, Any]) -> None:
+        plan = controller.stats.plan_ms[-1] if controller.stats.plan_ms else 0.0
+        ctx.report(k + 1, steps, f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
+        ctx.step({**tags, **row})
+
+    runner = controller if spec["record"] is None else _Recorded(controller)
+    metrics, trace = run_tracking_episode(env, runner, cost, reference, reference.duration, horizon, seed,
+                                          regime_at, on_step)
+    if spec["record"] is not None and runner.actions:
+        from robocl.offline.recording import record_episode
+
+        record_episode(spec["record"], tags, np.asarray(runner.states), np.asarray(runner.actions), trace.regimes,
+                       cfg, gains=condition["gains"], physics=asdict(condition["params"]))
+    ctx.log(f"{method.name} {tags['task']} s{seed}: tracking rmse {metrics.get('tracking_rmse')}")
+    row = {**tags, **metrics, **controller_metrics(controller), **refiner_stats(controller.refiner)}
+    return {"rows": [row], "payload": trace if seed == spec["seeds"][0] else None}
+
+
+def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
+    spec = validate(cfg)
+    base_model, refiner_net = nominal_models(cfg, spec["methods"], sink, progress)
+    logger = make_logger(cfg, run_dir)
     several = len(spec["conditions"]) > 1
-    for cond_name, condition in spec["conditions"].items():
-        regime_at = _regime_schedule(condition, list(cfg.task.intervention))
-        traces: dict[str, Any] = {}
-        for method in spec["methods"]:
-            for seed in spec["seeds"]:
-                tags = {"method": method.name, "seed": seed, "task": _task_tag(cond_name, spec["task"], several)}
-                cost = ReferenceTrackingCost(horizon)
-                controller = make_controller(cfg, method, base_model, cost, seed)
-                steps = int(round(reference.duration * spec["control_hz"]))
-                bar = progress.add_task(f"{method.name} {tags['task']} s{seed}", total=steps, status="")
+    plan = {u.key: u for u in units(spec)}
+    traces: dict[str, dict[str, Any]] = {c: {} for c in spec["conditions"]}
 
-                def on_step(k: int, row: dict[str, Any], bar=bar, ctl=controller, tags=tags) -> None:
-                    plan = ctl.stats.plan_ms[-1] if ctl.stats.plan_ms else 0.0
-                    progress.update(bar, completed=k + 1,
-                                    status=f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
-                    logger.log_step({**tags, **row})
-
-                runner = controller if spec["record"] is None else _Recorded(controller)
-                metrics, trace = run_tracking_episode(env, runner, cost, reference, reference.duration,
-                                                      horizon, seed, regime_at, on_step)
-                if spec["record"] is not None and runner.actions:
-                    from robocl.offline.recording import record_episode
-
-                    record_episode(spec["record"], tags, np.asarray(runner.states), np.asarray(runner.actions),
-                                   trace.regimes, cfg, gains=condition["gains"],
-                                   physics=asdict(condition["params"]))
-                row = {**tags, **metrics, **controller_metrics(controller), **refiner_stats(controller.refiner)}
-                sink.add_run(row)
-                logger.log_run(row)
-                progress.remove_task(bar)
-                if seed == spec["seeds"][0]:
-                    traces[method.name] = trace
-                    name = f"tracking_{cond_name}.png" if several else "tracking.png"
-                    plot_tracking(traces, run_dir / name)
+    def on_result(result) -> None:
+        if result.payload is not None:
+            unit = plan[result.key]
+            cond = unit.params["condition"]
+            traces[cond][spec["methods"][unit.params["method"]].name] = result.payload
+            plot_tracking(traces[cond], run_dir / (f"tracking_{cond}.png" if several else "tracking.png"))
         if several:
             write_condition_table(sink, run_dir)
+
+    shared = {"cfg": cfg, "spec": spec, "model": base_model, "refiner_net": refiner_net}
+    fan_out(cfg, run_dir, progress, sink, list(plan.values()), run_episode, shared, logger, on_result)
     logger.finish()
 
 

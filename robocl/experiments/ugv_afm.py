@@ -25,8 +25,10 @@ from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
+from robocl.experiments.fanout import fan_out
 from robocl.experiments.ugv_continual import load_courses, physics_params
 from robocl.methods import parse_method, parse_methods
+from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.costs import WaypointCost
 from robocl.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
@@ -67,53 +69,60 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     return spec
 
 
+def units(spec: dict[str, Any]) -> list[Unit]:
+    """One unit per episode; seeds outermost, so every condition has a result early."""
+    return [Unit(f"{m.name}|{course}{gain_label(gains)}|s{seed}",
+                 {"method": i, "gains": list(gains), "course": course, "seed": seed},
+                 f"{m.name} {course}{gain_label(gains)} s{seed}")
+            for seed in spec["seeds"] for gains in spec["gains"] for course in spec["courses"]
+            for i, m in enumerate(spec["methods"])]
+
+
+def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext) -> dict[str, Any]:
+    """One (method, gain pair, course, seed) episode in a fresh environment with a fresh controller."""
+    cfg, spec = shared["cfg"], shared["spec"]
+    method, gains, course, seed = spec["methods"][params["method"]], params["gains"], params["course"], params["seed"]
+    dt = float(cfg.robot.dt)
+    env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
+    env.set_params(spec["params"])
+    schedule = GainSchedule([gains], list(cfg.task.intervention))
+    waypoints = spec["courses"][course]
+    tags = {"method": method.name, "seed": seed, "task": f"{course}{gain_label(gains)}"}
+    cost = WaypointCost()
+    controller = make_controller(cfg, method, shared["model"], cost, seed, shared["refiner_net"])
+    mission = WaypointMission(waypoints, spec["reach"], max(1, round(spec["timeout_s"] / dt)))
+
+    def on_step(step: int, row: dict[str, Any]) -> None:
+        if step % 10 == 0 or row["event"]:
+            ctx.report(mission.index, len(waypoints), f"{row['regime']:<16} reached {sum(mission.reached):>2}")
+        ctx.step({**tags, **row})
+
+    metrics, _ = run_waypoint_episode(env, controller, cost, mission, schedule, int(cfg.budget.max_steps), seed,
+                                      on_step)
+    ctx.log(f"{tags['method']} {tags['task']} s{seed}: success {metrics['success_rate']:.3f}")
+    return {"rows": [{**tags, "course": course, "gains": gain_label(gains), **metrics,
+                      **controller_metrics(controller), **refiner_stats(controller.refiner)}]}
+
+
+PLOT_EVERY = 20  # units between redrawn plots (the tables are rewritten after every unit)
+
+
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
-    dt = float(cfg.robot.dt)
-    base_model = nominal_models(cfg, spec["methods"], sink, progress)
+    base_model, refiner_net = nominal_models(cfg, spec["methods"], sink, progress)
     if spec["quick"]:
         sink.note("afm.quick: reduced grid (first seed, first course, first afm.quick_gains gain pairs)")
     logger = make_logger(cfg, run_dir)
-    env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
-    env.set_params(spec["params"])
-    total = len(spec["seeds"]) * len(spec["gains"]) * len(spec["courses"]) * len(spec["methods"])
-    overall = progress.add_task("episodes", total=total, status="")
-    episode_task = progress.add_task("episode", total=1, status="")
-    done = 0
-    for seed in spec["seeds"]:  # seeds outermost: every condition has a result early
-        for gains in spec["gains"]:
-            schedule = GainSchedule([gains], list(cfg.task.intervention))
-            for course, waypoints in spec["courses"].items():
-                for method in spec["methods"]:
-                    tags = {"method": method.name, "seed": seed, "task": f"{course}{gain_label(gains)}"}
-                    cost = WaypointCost()
-                    controller = make_controller(cfg, method, base_model, cost, seed)
-                    mission = WaypointMission(waypoints, spec["reach"], max(1, round(spec["timeout_s"] / dt)))
-                    progress.update(episode_task, description=f"{method.name} {tags['task']} s{seed}",
-                                    total=len(waypoints), completed=0)
-                    on_step = _step_reporter(progress, episode_task, logger, tags, mission)
-                    metrics, _ = run_waypoint_episode(env, controller, cost, mission, schedule,
-                                                      int(cfg.budget.max_steps), seed, on_step)
-                    row = {**tags, "course": course, "gains": gain_label(gains), **metrics,
-                           **controller_metrics(controller), **refiner_stats(controller.refiner)}
-                    sink.add_run(row)
-                    logger.log_run(row)
-                    done += 1
-                    progress.update(overall, completed=done,
-                                    status=f"last: {method.name} {tags['task']} success {metrics['success_rate']:.2f}")
-            _write_tables(sink, run_dir, spec, progress, final=False)
+    finished = [0]
+
+    def on_result(result) -> None:
+        finished[0] += 1
+        _write_tables(sink, run_dir, spec, progress, final=False, plots=finished[0] % PLOT_EVERY == 0)
+
+    shared = {"cfg": cfg, "spec": spec, "model": base_model, "refiner_net": refiner_net}
+    fan_out(cfg, run_dir, progress, sink, units(spec), run_episode, shared, logger, on_result)
     _write_tables(sink, run_dir, spec, progress, final=True)
     logger.finish()
-
-
-def _step_reporter(progress, task, logger, tags: dict[str, Any], mission: WaypointMission):
-    def on_step(step: int, row: dict[str, Any]) -> None:
-        if step % 10 == 0 or row["event"]:
-            progress.update(task, completed=mission.index,
-                            status=f"{row['regime']:<16} reached {sum(mission.reached):>2}")
-        logger.log_step({**tags, **row})
-
-    return on_step
 
 
 # ---- tables and plots ---------------------------------------------------------------------------
@@ -155,7 +164,8 @@ def format_per_gain(table: dict[str, dict[str, float]], methods: list[str]) -> s
     return markdown_table(["gain pair", *methods], rows)
 
 
-def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progress, final: bool) -> None:
+def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progress, final: bool,
+                  plots: bool = True) -> None:
     from robocl.eval.results import summarize
     from robocl.utils.io import atomic_write_text
 
@@ -174,6 +184,8 @@ def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progres
                  f"(target >= {HEADLINE_RATIO}) -> {'PASS' if check['passed'] else 'FAIL'}")
     atomic_write_text(run_dir / "per_gain.md", text + "\n")
     sink.flush()
+    if not (plots or final):
+        return
     plot_bars(summarize(sink.runs), "success_rate", run_dir / "success_by_method.png",
               title="success rate by method (mean over gain pairs, courses, seeds)")
     plot_per_gain(table, methods, run_dir / "success_by_gain.png")

@@ -19,7 +19,9 @@ from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_paths
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, make_controller, nominal_models
+from robocl.experiments.fanout import fan_out
 from robocl.methods import parse_methods
+from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.costs import WaypointCost
 from robocl.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
@@ -74,49 +76,59 @@ def _record_target(cfg: DictConfig, methods) -> Path | None:
                                for c in check.string_list(cfg, "task.map") for s in check.int_list(cfg, "seeds")])
 
 
-def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
-    spec = validate(cfg)
+def units(spec: dict[str, Any]) -> list[Unit]:
+    """One unit per (method, course, seed), in the order results are reported."""
+    return [Unit(f"{m.name}|{course}|s{seed}", {"method": i, "course": course, "seed": seed},
+                 f"{m.name} {course} s{seed}")
+            for i, m in enumerate(spec["methods"]) for course in spec["courses"] for seed in spec["seeds"]]
+
+
+def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext) -> dict[str, Any]:
+    """One episode: a fresh environment and controller, so its result depends on its inputs only."""
+    cfg, spec = shared["cfg"], shared["spec"]
+    method, course, seed = spec["methods"][params["method"]], params["course"], params["seed"]
     dt = float(cfg.robot.dt)
-    base_model = nominal_models(cfg, spec["methods"], sink, progress)
-    logger = make_logger(cfg, run_dir)
     env = gym.make(str(cfg.robot.env_id), dt=dt).unwrapped
     env.set_params(spec["params"])
     schedule = GainSchedule(spec["gains"], list(cfg.task.intervention))
-    traces: dict[str, dict[str, tuple[np.ndarray, list[str]]]] = {c: {} for c in spec["courses"]}
-    for method in spec["methods"]:
-        for course_name, waypoints in spec["courses"].items():
-            for seed in spec["seeds"]:
-                tags = {"method": method.name, "seed": seed, "task": course_name}
-                cost = WaypointCost()
-                controller = make_controller(cfg, method, base_model, cost, seed)
-                mission = WaypointMission(waypoints, spec["reach"], max(1, round(spec["timeout_s"] / dt)))
-                on_step = _step_reporter(progress, logger, tags, mission, controller)
-                metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule,
-                                                      int(cfg.budget.max_steps), seed, on_step)
-                row = {**tags, **metrics, **controller_metrics(controller)}
-                if spec["record"] is not None:
-                    from robocl.offline.recording import record_episode
-
-                    record_episode(spec["record"], tags, np.asarray(trace.states), np.asarray(trace.actions),
-                                   trace.regimes, cfg, gains=list(map(list, cfg.task.gains)))
-                sink.add_run(row)
-                logger.log_run(row)
-                if seed == spec["seeds"][0]:
-                    regimes = trace.regimes + trace.regimes[-1:]
-                    traces[course_name][method.name] = (np.asarray(trace.states), regimes)
-                    plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
-    logger.finish()
-
-
-def _step_reporter(progress, logger, tags: dict[str, Any], mission: WaypointMission, controller):
-    """Per-step callback: live progress (regime, waypoints reached, plan time) and the step log."""
-    task = progress.add_task(f"{tags['method']} {tags['task']} s{tags['seed']}", total=len(mission.waypoints),
-                             status="")
+    tags = {"method": method.name, "seed": seed, "task": course}
+    cost = WaypointCost()
+    controller = make_controller(cfg, method, shared["model"], cost, seed, shared["refiner_net"])
+    mission = WaypointMission(spec["courses"][course], spec["reach"], max(1, round(spec["timeout_s"] / dt)))
 
     def on_step(step: int, row: dict[str, Any]) -> None:
         plan = controller.stats.plan_ms[-1] if controller.stats.plan_ms else 0.0
-        progress.update(task, completed=mission.index,
-                        status=f"{row['regime']:<16} reached {sum(mission.reached):>2}  plan {plan:5.1f} ms")
-        logger.log_step({**tags, **row})
+        ctx.report(mission.index, len(mission.waypoints),
+                   f"{row['regime']:<16} reached {sum(mission.reached):>2}  plan {plan:5.1f} ms")
+        ctx.step({**tags, **row})
 
-    return on_step
+    metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule, int(cfg.budget.max_steps),
+                                          seed, on_step)
+    if spec["record"] is not None:
+        from robocl.offline.recording import record_episode
+
+        record_episode(spec["record"], tags, np.asarray(trace.states), np.asarray(trace.actions),
+                       trace.regimes, cfg, gains=list(map(list, cfg.task.gains)))
+    ctx.log(f"{method.name} {course} s{seed}: success {metrics['success_rate']:.3f}")
+    row = {**tags, **metrics, **controller_metrics(controller)}
+    first_seed = seed == spec["seeds"][0]
+    return {"rows": [row], "payload": (np.asarray(trace.states), trace.regimes + trace.regimes[-1:])
+            if first_seed else None}
+
+
+def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
+    spec = validate(cfg)
+    base_model, refiner_net = nominal_models(cfg, spec["methods"], sink, progress)
+    logger = make_logger(cfg, run_dir)
+    traces: dict[str, dict[str, tuple[np.ndarray, list[str]]]] = {c: {} for c in spec["courses"]}
+    plan = units(spec)
+
+    def on_result(result) -> None:
+        if result.payload is not None:
+            unit = next(u for u in plan if u.key == result.key)
+            traces[unit.params["course"]][spec["methods"][unit.params["method"]].name] = result.payload
+            plot_paths(spec["courses"], traces, run_dir / "paths.png", spec["reach"])
+
+    shared = {"cfg": cfg, "spec": spec, "model": base_model, "refiner_net": refiner_net}
+    fan_out(cfg, run_dir, progress, sink, plan, run_episode, shared, logger, on_result)
+    logger.finish()

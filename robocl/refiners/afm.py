@@ -307,8 +307,10 @@ class AFMRefiner(Refiner):
             self.rows[0, -1] = row
 
 
-def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, **context: Any) -> AFMRefiner:
-    """Factory for `refiner=afm`: loads the cached network for this nominal model (trains it if missing)."""
+def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, net: AFMNet | None = None,
+                **context: Any) -> AFMRefiner:
+    """Factory for `refiner=afm`: the given network (built once before fan-out), or the cached one for
+    this nominal model (trained if missing)."""
     from robocl.cli.app import UsageError
     from robocl.refiners.afm_train import ensure_checkpoint
 
@@ -316,7 +318,8 @@ def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, 
         raise UsageError("refiner=afm needs the robot config and the planner's dynamics model")
     if str(node.solver) not in SOLVERS:
         raise UsageError(f"refiner.solver={node.solver}: accepted {', '.join(SOLVERS)}")
-    net, _, _ = ensure_checkpoint(node, robot, model)
+    if net is None:
+        net, _, _ = ensure_checkpoint(node, robot, model)
     return AFMRefiner(net, model, model.codec, torch.as_tensor(list(robot.action_low)),
                       torch.as_tensor(list(robot.action_high)), threshold=float(node.threshold),
                       cooldown=int(node.cooldown), solver=str(node.solver), steps=int(node.steps))

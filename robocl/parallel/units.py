@@ -1,0 +1,88 @@
+"""One unit of work (an episode, a sequence, a training) and running it with its log and errors kept.
+
+A unit function is a module-level `fn(shared, params, ctx) -> {"rows": [...], "payload": ...}`:
+`shared` holds the artifacts built once before fan-out (config, nominal model, refiner), `params`
+says which unit this is, `ctx` collects its log and step rows. Module-level so Ray can pickle it by
+reference; pure in its inputs so serial and Ray runs give the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Report = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str  # unique and stable across runs: resume finds finished units by it
+    params: dict[str, Any]
+    label: str = ""
+
+
+class UnitContext:
+    """What a unit sees besides its inputs: a log kept per unit, a progress hook, the step log."""
+
+    def __init__(self, key: str, report: Report | None = None, keep_steps: bool = False) -> None:
+        self.key = key
+        self.keep_steps = keep_steps
+        self.steps: list[dict[str, Any]] = []
+        self._report = report
+        self._lines: list[str] = []
+
+    def log(self, message: str) -> None:
+        self._lines.append(f"[{time.strftime('%H:%M:%S')}] {message}")
+
+    def report(self, completed: int, total: int, status: str = "") -> None:
+        if self._report is not None:
+            self._report(completed, total, status)
+
+    def step(self, row: dict[str, Any]) -> None:
+        if self.keep_steps:
+            self.steps.append(row)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self._lines)
+
+
+@dataclass
+class UnitResult:
+    key: str
+    rows: list[dict[str, Any]]
+    seconds: float
+    log: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    payload: Any = None
+    error: str | None = None  # the unit's own failure (a lost worker is retried, not recorded here)
+    worker: str = ""
+
+
+UnitFn = Callable[[Any, dict[str, Any], UnitContext], dict[str, Any] | None]
+
+
+def execute_unit(fn: UnitFn, shared: Any, unit: Unit, report: Report | None = None,
+                 keep_steps: bool = False) -> UnitResult:
+    """Run one unit; an exception becomes the unit's recorded error (traceback in its log), so the
+    other units still finish. Ctrl-C is not caught."""
+    ctx = UnitContext(unit.key, report, keep_steps)
+    ctx.log(f"unit {unit.key} on {socket.gethostname()} pid {os.getpid()}")
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    payload, error = None, None
+    try:
+        out = fn(shared, dict(unit.params), ctx) or {}
+        rows, payload = list(out.get("rows", [])), out.get("payload")
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        ctx.log(traceback.format_exc())
+    seconds = time.perf_counter() - start
+    ctx.log(f"{'failed' if error else 'finished'} in {seconds:.1f} s")
+    return UnitResult(unit.key, rows, seconds, ctx.text, ctx.steps, payload, error,
+                      f"{socket.gethostname()}:{os.getpid()}")
