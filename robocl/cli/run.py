@@ -6,16 +6,17 @@ import inspect
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from robocl.cli.app import run_app
 from robocl.eval.progress import progress_bar
 from robocl.eval.results import format_summary_table, summarize
 from robocl.eval.sink import ResultSink
-from robocl.experiments.fanout import executor_settings
+from robocl.experiments.fanout import executor_settings, resuming
 from robocl.factory import load_callable
 from robocl.parallel.executor import executor_session
+from robocl.parallel.ledger import UnitLedger
 
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
             "epe", "part_iou", "open_success", "infer_ms_median",  # cabinet_drag
@@ -40,6 +41,8 @@ def validate_experiment(cfg: DictConfig) -> None:
 def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     runner = load_callable(str(cfg.runner), "runner")
     runner = getattr(runner, "run", runner)
+    if resuming(cfg):  # a ledger for another config is one line, before anything is loaded or printed
+        UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=True)
     sink = ResultSink(run_dir, "run", str(cfg.experiment_name), cfg)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")

@@ -101,8 +101,10 @@ def connect(settings: ExecutorSettings, warm: list[str] | None = None) -> bool:
     if settings.address:
         ray.init(address=settings.address, **quiet)
     else:
-        ray.init(num_cpus=settings.workers * settings.threads, object_store_memory=settings.object_store_mb * 2**20,
-                 _node_ip_address="127.0.0.1", **quiet)  # loopback: nothing outside this machine joins it
+        # address="local": a new instance even where another one runs (ray.init would join that one);
+        # loopback: nothing outside this machine joins it
+        ray.init(address="local", num_cpus=settings.workers * settings.threads,
+                 object_store_memory=settings.object_store_mb * 2**20, _node_ip_address="127.0.0.1", **quiet)
     if warm:
         task = ray.remote(_warm).options(num_cpus=settings.threads)
         [task.remote(list(warm)) for _ in range(settings.workers)]  # not awaited: they run while the driver prepares
