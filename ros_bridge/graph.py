@@ -252,9 +252,11 @@ def wait_file(path: Path, needle: str, timeout: float) -> bool:
 
 
 def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[str],
-               nan_window: tuple[float, float] | None = None, drive_s: float = 0.6) -> dict:
-    """Node (wall clock) + sim + listener: (NaN odometry in `nan_window`, then) drive `drive_s`, SIGKILL the
-    sim, and read the listener: {'rows', 'killed', 'last_odom', 'first_safe', 'node_log', 'node_code'}."""
+               nan_window: tuple[float, float] | None = None, drive_s: float = 0.6, min_commands: int = 8) -> dict:
+    """Node (wall clock) + sim + listener: (NaN odometry in `nan_window`, then) drive until the listener has
+    heard `min_commands` commands and `drive_s` more, SIGKILL the sim, and read the listener:
+    {'rows', 'killed', 'last_odom', 'first_safe', 'node_log', 'node_code'}. Counting heard commands, not
+    wall time, keeps the trial the same on a loaded machine, where the node's first plans come late."""
     from robocl_ros import probe
 
     out = Path(out)
@@ -275,6 +277,8 @@ def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[s
         if not (node if nan_window else sim).wait_for(needle, 180):
             raise AssertionError(f"no '{needle}'\n--- node ---\n{node.text()[-2000:]}\n"
                                  f"--- sim ---\n{sim.text()[-1000:]}")
+        if not wait_until(lambda: len(probe.read(out / "probe.csv")["cmd"]) >= min_commands, 120):
+            raise AssertionError(f"the listener heard fewer than {min_commands} commands\n{node.text()[-2000:]}")
         time.sleep(drive_s)
         killed = sim.kill()
         time.sleep(1.0)
