@@ -93,3 +93,30 @@ def test_cl_ugv_acceptance(tmp_path):
     assert h["avg_acc"] >= 0.9 * mt["avg_acc"]
     assert h["plan_success_old"] >= cs["plan_success_old"] - 0.05
     assert h["memory_growth_per_task"] == 8
+
+
+def _without_timing(doc: dict) -> tuple[list[dict], dict]:
+    """Rows and matrices of a cl run without its wall-clock entries (those differ between any two runs)."""
+    rows = [{k: v for k, v in r.items() if not k.endswith("_s")} for r in doc["runs"]]
+    return rows, doc["continual"]["runs"]
+
+
+def test_cl_strategies_fan_out_on_ray_and_resume_with_their_matrices(tmp_path, capsys):
+    """Each (strategy, seed) is a unit: a local Ray instance with 2 workers gives the serial run's rows and
+    accuracy matrices; a resumed run keeps the finished unit's matrices (units.json holds them)."""
+    serial, on_ray = tmp_path / "serial", tmp_path / "ray"
+    assert run_in_process("experiment=cl_ugv", *TINY, f"hydra.run.dir={serial}") == 0, capsys.readouterr().err
+    assert run_in_process("experiment=cl_ugv", *TINY, "runtime.executor=ray", "runtime.workers=2",
+                          f"hydra.run.dir={on_ray}") == 0, capsys.readouterr().err
+    reference = json.loads((serial / "results.json").read_text())
+    doc = json.loads((on_ray / "results.json").read_text())
+    assert [r["method"] for r in doc["runs"]] == ["finetune", "hypercrl"]  # canonical order
+    assert _without_timing(doc) == _without_timing(reference)
+    assert len(doc["units"]["workers"]) == 2
+    ledger = json.loads((on_ray / "units.json").read_text())
+    del ledger["units"]["hypercrl|s0"]
+    (on_ray / "units.json").write_text(json.dumps(ledger))
+    assert run_in_process("experiment=cl_ugv", *TINY, "resume=true", f"hydra.run.dir={on_ray}") == 0
+    assert "resume: 1 of 2 units already finished" in capsys.readouterr().err
+    assert _without_timing(json.loads((on_ray / "results.json").read_text())) == _without_timing(reference)
+    assert "| finetune |" in (on_ray / "continual.md").read_text()

@@ -32,7 +32,9 @@ from robocl.eval import continual as cm
 from robocl.eval.sink import ResultSink
 from robocl.experiments.cl_robots import make_target
 from robocl.experiments.common import make_codec
+from robocl.experiments.fanout import fan_out
 from robocl.factory import build, load_callable
+from robocl.parallel.units import Unit, UnitContext, UnitProgress
 from robocl.refiners.base import Refiner
 from robocl.utils.io import atomic_write_text
 
@@ -282,10 +284,27 @@ def collect_tasks(spec: dict[str, Any], cfg: DictConfig, seed: int, env: Any, pr
     return {"train": train, "test": test}
 
 
+def units(spec: dict[str, Any]) -> list[Unit]:
+    """One unit per (seed, strategy): a strategy's whole pass through the task sequence."""
+    return [Unit(f"{name}|s{seed}", {"strategy": name, "seed": seed}, f"{name} s{seed}")
+            for seed in spec["seeds"] for name in spec["strategies"]]
+
+
+def run_unit(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext) -> dict[str, Any]:
+    """One strategy through the sequence on one seed's data (collected once, before fan-out)."""
+    cfg, spec, seed = shared["cfg"], dict(shared["spec"]), params["seed"]
+    data = shared["data"][seed]
+    spec["_tests"] = data["test"]
+    evaluator = DynamicsEvaluator(make_codec(cfg), data["test"])
+    row, detail = run_strategy(cfg, spec, params["strategy"], seed, data, spec["target"].make_env(),
+                               UnitProgress(ctx), evaluator)
+    ctx.log(f"{params['strategy']} s{seed}: avg_acc {row['avg_acc']:.4f} forgetting {row['forgetting']:.4f}")
+    return {"rows": [row], "detail": detail}
+
+
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
     names = spec["names"]
-    env = spec["target"].make_env()
     reps = int(cfg.cl.timing.reps)
     if reps and any(str(n.get("model")) == "hypernet" for n in spec["nodes"].values()):
         progress.log("timing planning: hypernetwork (cached weights) vs plain MLP of the same target size")
@@ -297,17 +316,21 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     details: dict[str, dict[str, Any]] = {}
     sink.extra["continual"] = {"tasks": names, "runs": details,
                                "metric": "dyn: one-step nMSE = MSE/Var per task (1 - R^2); acc = 1 - nMSE"}
-    codec = make_codec(cfg)
-    for seed in spec["seeds"]:
-        data = collect_tasks(spec, cfg, seed, env, progress)
-        spec["_tests"] = data["test"]
-        evaluator = DynamicsEvaluator(codec, data["test"])
-        for name in spec["strategies"]:
-            row, detail = run_strategy(cfg, spec, name, seed, data, env, progress, evaluator)
-            details[f"{name}/s{seed}"] = detail
-            sink.add_run(row)
-            progress.log(f"{name} s{seed}: avg_acc {row['avg_acc']:.4f} forgetting {row['forgetting']:.4f} "
-                         f"plan_old {row.get('plan_success_old', float('nan')):.3f}")
+
+    def shared(todo: list[Unit]) -> dict[str, Any]:
+        """The tasks' data, collected once per seed that still has units to run, for every strategy."""
+        env = spec["target"].make_env()
+        seeds = [s for s in spec["seeds"] if any(u.params["seed"] == s for u in todo)]
+        return {"cfg": cfg, "spec": spec, "data": {s: collect_tasks(spec, cfg, s, env, progress) for s in seeds}}
+
+    def on_result(result) -> None:
+        for row in result.rows:
+            progress.log(f"{row['method']} s{row['seed']}: avg_acc {row['avg_acc']:.4f} forgetting "
+                         f"{row['forgetting']:.4f} plan_old {row.get('plan_success_old', float('nan')):.3f}")
+
+    plan = units(spec)
+    ledger = fan_out(cfg, run_dir, progress, sink, plan, run_unit, shared, on_result=on_result)
+    details.update({key.replace("|", "/"): detail for key, detail in ledger.details(plan).items()})
     summary = write_reports(run_dir, sink, names)
     print(summary + f"\n\nreport: {run_dir / 'continual.md'}\n")
 

@@ -49,7 +49,9 @@ def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: lis
             logger: Any = None, on_result: Callable[[UnitResult], None] | None = None) -> UnitLedger:
     """Run the units not finished yet; every finished unit rewrites results.json (canonical order).
 
-    Failed units are listed in results.json (`failed_units`) and make robocl-run exit 1 at the end.
+    `shared`: the artifacts every unit gets, or a function of the units still to run that builds
+    them (so a resumed run builds only what its remaining units need). Failed units are listed in
+    results.json (`failed_units`) and make robocl-run exit 1 at the end.
     """
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
@@ -82,5 +84,7 @@ def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: lis
         if on_result is not None:
             on_result(result)
 
+    if callable(shared):
+        shared = shared(todo) if todo else None
     run_units(fn, shared, todo, executor_settings(cfg), finished, progress, keep_steps)
     return ledger

@@ -85,6 +85,8 @@ class UnitLedger:
             "error": result.error,
             "rows": result.rows,
         }
+        if result.detail is not None:
+            self.units[result.key]["detail"] = json_safe(result.detail)
         if result.log:
             atomic_write_text(self.run_dir / "units" / log_name(result.key), result.log + "\n")
         self.save()
@@ -96,6 +98,11 @@ class UnitLedger:
         """Rows of the finished units, in the units' canonical order."""
         return [row for u in units if self.units.get(u.key, {}).get("status") == "done"
                 for row in self.units[u.key]["rows"]]
+
+    def details(self, units: list[Unit]) -> dict[str, Any]:
+        """The finished units' details (what a runner's reports need besides the rows), canonical order."""
+        return {u.key: self.units[u.key]["detail"] for u in units
+                if self.units.get(u.key, {}).get("status") == "done" and "detail" in self.units[u.key]}
 
     def failures(self) -> list[dict[str, str]]:
         return [{"unit": k, "error": v["error"], "log": str(Path("units") / log_name(k))}

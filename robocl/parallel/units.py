@@ -1,9 +1,11 @@
 """One unit of work (an episode, a sequence, a training) and running it with its log and errors kept.
 
-A unit function is a module-level `fn(shared, params, ctx) -> {"rows": [...], "payload": ...}`:
+A unit function is a module-level `fn(shared, params, ctx) -> {"rows": [...], "payload": ..., "detail": ...}`:
 `shared` holds the artifacts built once before fan-out (config, nominal model, refiner), `params`
 says which unit this is, `ctx` collects its log and step rows. Module-level so Ray can pickle it by
-reference; pure in its inputs so serial and Ray runs give the same rows.
+reference; pure in its inputs so serial and Ray runs give the same rows. `payload` goes to the
+driver only (e.g. a trace for a plot); `detail` (JSON-safe) is kept in units.json beside the rows,
+so a resumed run still has it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,32 @@ class UnitContext:
         return "\n".join(self._lines)
 
 
+class UnitProgress:
+    """The progress API a runner's inner loops use (add_task/update/remove_task/log), reported
+    through a unit's context: the unit's own bar when serial, its log on a worker."""
+
+    def __init__(self, ctx: UnitContext) -> None:
+        self.ctx = ctx
+        self.totals: dict[int, float] = {}
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        self.totals[len(self.totals)] = total or 0
+        return len(self.totals) - 1
+
+    def update(self, task_id: int, completed: float | None = None, total: float | None = None,
+               status: str = "", **fields) -> None:
+        if total is not None:
+            self.totals[task_id] = total
+        if completed is not None:
+            self.ctx.report(int(completed), int(self.totals.get(task_id) or 0), status)
+
+    def remove_task(self, task_id: int) -> None:
+        pass
+
+    def log(self, *args) -> None:
+        self.ctx.log(" ".join(str(a) for a in args))
+
+
 @dataclass
 class UnitResult:
     key: str
@@ -60,6 +88,7 @@ class UnitResult:
     log: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
     payload: Any = None
+    detail: Any = None  # JSON-safe, stored in units.json with the rows
     error: str | None = None  # the unit's own failure (a lost worker is retried, not recorded here)
     worker: str = ""
 
@@ -75,14 +104,14 @@ def execute_unit(fn: UnitFn, shared: Any, unit: Unit, report: Report | None = No
     ctx.log(f"unit {unit.key} on {socket.gethostname()} pid {os.getpid()}")
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    payload, error = None, None
+    payload, detail, error = None, None, None
     try:
         out = fn(shared, dict(unit.params), ctx) or {}
-        rows, payload = list(out.get("rows", [])), out.get("payload")
+        rows, payload, detail = list(out.get("rows", [])), out.get("payload"), out.get("detail")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         ctx.log(traceback.format_exc())
     seconds = time.perf_counter() - start
     ctx.log(f"{'failed' if error else 'finished'} in {seconds:.1f} s")
-    return UnitResult(unit.key, rows, seconds, ctx.text, ctx.steps, payload, error,
+    return UnitResult(unit.key, rows, seconds, ctx.text, ctx.steps, payload, detail, error,
                       f"{socket.gethostname()}:{os.getpid()}")
