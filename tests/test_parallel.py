@@ -223,3 +223,17 @@ def test_a_failing_unit_is_recorded_and_the_others_finish(kind, tmp_path):
     assert "two is not allowed" in (tmp_path / "units" / "x2.log").read_text()
     again = UnitLedger(tmp_path, {"seeds": [0]}, resume=True)
     assert [u.key for u in again.pending(units)] == ["x2"]  # resume runs the failed unit again
+
+
+def test_projected_wall_time_replays_the_executors_schedule():
+    """Units go, in canonical order, to the first free worker: hand-computed makespans."""
+    from robocl.parallel.schedule import makespan, projection
+
+    assert makespan([4, 3, 2, 1], 1) == 10
+    assert makespan([4, 3, 2, 1], 2) == 5  # w0: 4 then 1; w1: 3 then 2
+    assert makespan([1, 1, 1, 1, 1, 5], 2) == 7  # the long unit comes last: w0 free at 2 takes it
+    assert makespan([5, 1, 1, 1, 1, 1], 2) == 5
+    assert makespan([4, 3, 2, 1], 16) == 4
+    assert projection([4, 3, 2, 1], (1, 2)) == {"1": 10, "2": 5, "bound": 4}
+    with pytest.raises(ValueError):
+        makespan([1.0], 0)

@@ -67,7 +67,7 @@ def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: lis
     def finished(result: UnitResult) -> None:
         ledger.record(result)
         sink.runs[:] = ledger.rows(units)
-        sink.extra["units"] = ledger.timing()
+        sink.extra["units"] = ledger.timing(units)
         failures = ledger.failures()
         if failures:
             sink.extra["failed_units"] = failures

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from robocl.errors import UsageError
+from robocl.parallel.schedule import projection
 from robocl.parallel.units import Unit, UnitResult
 from robocl.utils.io import atomic_write_json, atomic_write_text, json_safe
 
@@ -108,12 +109,16 @@ class UnitLedger:
         return [{"unit": k, "error": v["error"], "log": str(Path("units") / log_name(k))}
                 for k, v in self.units.items() if v["status"] == "failed"]
 
-    def timing(self) -> dict[str, Any]:
-        """Per-unit wall time (the distribution a cluster projection is made from)."""
-        seconds = np.array([v["seconds"] for v in self.units.values() if v["status"] == "done"])
+    def timing(self, units: list[Unit] | None = None) -> dict[str, Any]:
+        """Per-unit wall time, and the wall time its units would take on 1, 2, 16 and 64 workers
+        (`projected_wall_s`: the executor's schedule replayed on these times, in canonical order)."""
+        order = [u.key for u in units] if units is not None else list(self.units)
+        seconds = np.array([self.units[k]["seconds"] for k in order
+                            if self.units.get(k, {}).get("status") == "done"])
         if not len(seconds):
             return {"units": 0}
         median, p95 = np.percentile(seconds, [50, 95])
         return {"units": len(seconds), "total_s": round(float(seconds.sum()), 1), "median_s": round(float(median), 2),
                 "p95_s": round(float(p95), 2), "max_s": float(seconds.max()),
+                "projected_wall_s": projection(seconds.tolist()),
                 "workers": sorted({v["worker"] for v in self.units.values()})}
