@@ -77,3 +77,25 @@ def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray, confiden
     mean_b = float(b.mean()) if len(b) else math.nan
     return PairedDifference(mean_a, mean_b, float(per_object.mean()) if len(per_object) else math.nan,
                             low, high, len(labels))
+
+
+@dataclass(frozen=True)
+class MeanInterval:
+    mean: float
+    low: float  # 95% (or `confidence`) bootstrap interval of the mean
+    high: float
+    n: int
+
+
+def mean_interval(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
+                  seed: int = 0) -> MeanInterval:
+    """Mean of independent items (episodes) with its percentile-bootstrap interval (NaN dropped)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return MeanInterval(math.nan, math.nan, math.nan, 0)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return MeanInterval(float(x.mean()), float(x.mean()), float(x.mean()), len(x))
+    ci = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return MeanInterval(float(x.mean()), float(ci.low), float(ci.high), len(x))
