@@ -11,7 +11,7 @@ import torch
 
 from robocl.control import Controller
 from robocl.planning.costs import WaypointCost
-from robocl.tasks.tracking import tracking_rmse
+from robocl.tasks.tracking import distance_to_polyline, recovery_steps, regime_changes, tracking_rmse
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
 
@@ -35,16 +35,24 @@ def run_waypoint_episode(
     seed: int,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     observation_filter: Callable[[int, np.ndarray], np.ndarray] | None = None,
+    recovery_threshold: float = 0.5,
+    recovery_hold: int = 10,
 ) -> tuple[dict[str, Any], EpisodeTrace]:
     """Run until every waypoint is reached or skipped, the robot crashes, or `max_steps`.
 
     `observation_filter(step, obs)` lets tests inject sensor faults (e.g. NaNs) between the
     simulator and the controller, exactly where a real sensor fault would appear.
+
+    Time to recover: after each regime change j (the intervention's start, its end, ...),
+    `recovery_steps_c{j}` counts the steps until the robot is back on course, i.e. within
+    `recovery_threshold` m of the leg it is driving (previous waypoint -> current goal) for
+    `recovery_hold` consecutive steps (None: it never came back).
     """
     obs, _ = env.reset(seed=seed)
     controller.reset()
     trace = EpisodeTrace()
     start = obs.copy()
+    off_leg: list[float] = []  # distance to the leg being driven, after each step
     crashed = False
     regime = schedule.label(0.0)
     for step in range(max_steps):
@@ -52,10 +60,12 @@ def run_waypoint_episode(
         env.set_gains(gains)
         regime = schedule.label(mission.progress)
         cost.set_goal(torch.as_tensor(mission.goal, dtype=torch.float32))
+        leg = np.stack([mission.waypoints[mission.index - 1] if mission.index else start[:2], mission.goal])
         seen = observation_filter(step, obs) if observation_filter else obs
         action = controller.act(seen)
         next_obs, _, terminated, truncated, _ = env.step(action.astype(np.float32))
         controller.observe(seen, action, next_obs)
+        off_leg.append(float(distance_to_polyline(np.asarray(next_obs[None, :2], dtype=float), leg)[0]))
         event = mission.update(next_obs[:2])
         trace.states.append(obs)
         trace.actions.append(action)
@@ -83,4 +93,7 @@ def run_waypoint_episode(
         "crashes": int(crashed),
         "steps": len(trace.actions),
     }
+    on_course = np.asarray(off_leg) <= recovery_threshold
+    for j, change in enumerate(regime_changes(trace.regimes), 1):
+        metrics[f"recovery_steps_c{j}"] = recovery_steps(on_course, change, recovery_hold, finished=mission.done)
     return metrics, trace

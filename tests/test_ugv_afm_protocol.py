@@ -57,4 +57,16 @@ def test_ugv_afm_runs_end_to_end_with_intervals(tmp_path, capsys):
     assert [(p["a"], p["b"], p["items"]) for p in stats["paired"]] == [("mppi", "mppi_afm", 4)]
     text = (run_dir / "per_gain.md").read_text()
     assert "95% bootstrap interval" in text and "mppi_afm − mppi" in text and "vs frozen mppi" in text
+    assert "time to recover" in text and all("recovery_steps_c1" in r for r in doc["runs"])
     assert (run_dir / "success_by_gain.png").stat().st_size > 5_000
+
+
+def test_recovery_steps_by_hand():
+    from robocl.tasks.tracking import recovery_steps, regime_changes
+
+    on = np.array([1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0], dtype=bool)
+    assert recovery_steps(on, 2, 3) == 5  # from step 2, the first 3-step on-course run starts at step 7
+    assert recovery_steps(on, 0, 2) == 0  # it was on course at the change
+    assert recovery_steps(on, 8, 4) is None  # steps 8..11: one off-course step at the end
+    assert recovery_steps(on[:11], 8, 4, finished=True) == 0  # on course until the course was finished
+    assert regime_changes(["nominal", "nominal", "g", "g", "nominal"]) == [2, 4]

@@ -193,6 +193,36 @@ def statistics_table(runs: list[dict[str, Any]], methods: list[str]) -> dict[str
     return {"success": per_method, "paired": pairs}
 
 
+def recovery_table(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """method -> median steps back on course after the intervention starts (c1) and ends (c2), over the
+    episodes that reached that change; an episode that never recovered counts as longer than any other."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        row: dict[str, Any] = {}
+        for j, when in ((1, "start"), (2, "end")):
+            values = [r[f"recovery_steps_c{j}"] for r in runs if r["method"] == m and f"recovery_steps_c{j}" in r]
+            if values:
+                steps = np.array([np.inf if v is None else float(v) for v in values])
+                median = float(np.median(steps))
+                row[when] = {"median": median if np.isfinite(median) else None, "episodes": len(values),
+                             "never": int(np.isinf(steps).sum())}
+        if row:
+            out[m] = row
+    return out
+
+
+def format_recovery(table: dict[str, dict[str, Any]]) -> str:
+    def cell(v: dict[str, Any] | None) -> str:
+        if v is None:
+            return "—"
+        median = "never" if v["median"] is None else f"{v['median']:g}"
+        return f"{median} ({v['never']}/{v['episodes']} never)"
+
+    rows = [[m, cell(r.get("start")), cell(r.get("end"))] for m, r in table.items()]
+    return ("time to recover, median control steps until back on course (within 0.5 m of the leg for 10 "
+            "steps):\n\n" + markdown_table(["method", "after the intervention starts", "after it ends"], rows))
+
+
 def format_statistics(stats: dict[str, Any]) -> str:
     rows = [[m, f"{v['mean']:.3f}", f"[{v['low']:.3f}, {v['high']:.3f}]", v["items"]]
             for m, v in stats["success"].items()]
@@ -235,6 +265,10 @@ def _write_tables(sink: ResultSink, run_dir: Path, spec: dict[str, Any], progres
         stats = statistics_table(sink.runs, methods)
         sink.extra["statistics"] = stats
         text += "\n\n" + format_statistics(stats)
+        recovery = recovery_table(sink.runs, methods)
+        if recovery:
+            sink.extra["recovery"] = recovery
+            text += "\n\n" + format_recovery(recovery)
     if check and check.get("ratio") is not None:
         text += (f"\n\n{check['afm_method']} success {check['afm_success']:.3f} vs frozen {check['frozen']} "
                  f"{check['frozen_success']:.3f}: ratio {check['ratio']:.3f} (target >= {HEADLINE_RATIO}) -> "

@@ -20,3 +20,22 @@ def tracking_rmse(path: np.ndarray, waypoints: np.ndarray, start: np.ndarray | N
     """RMS cross-track error of a driven path to the course (from `start` through the waypoints)."""
     line = waypoints if start is None else np.vstack([start[None, :2], waypoints])
     return float(np.sqrt(np.mean(distance_to_polyline(path[:, :2], line) ** 2)))
+
+
+def recovery_steps(on_course: np.ndarray, start: int, hold: int, finished: bool = False) -> int | None:
+    """Steps from `start` until the robot is back on course: the first step t >= start that begins
+    `hold` consecutive on-course steps (a shorter on-course run that lasts to the end of a `finished`
+    episode counts too). 0 when it never left the course; None when it never came back."""
+    flags = np.asarray(on_course, dtype=bool)[start:]
+    if finished:
+        flags = np.concatenate([flags, np.ones(hold, dtype=bool)])
+    if len(flags) < hold:
+        return None
+    runs = np.convolve(flags.astype(int), np.ones(hold, dtype=int), mode="valid") == hold
+    first = np.flatnonzero(runs)
+    return int(first[0]) if len(first) else None
+
+
+def regime_changes(regimes: list[str]) -> list[int]:
+    """Steps at which the regime label differs from the step before."""
+    return [i for i in range(1, len(regimes)) if regimes[i] != regimes[i - 1]]
