@@ -114,9 +114,9 @@ def validate(cfg: DictConfig) -> None:
     boundaries_mode(cfg)
     settings_from(cfg)
     if OmegaConf.select(cfg, "export") is None:
-        parse_methods(cfg)
         _check_period(cfg)
-        _check_model(cfg)
+        _check_model(cfg)  # model=PATH's dynamics settings apply from here on (methods=[hypercrl] needs hypernet)
+        parse_methods(cfg)
     check_sources(cfg)
 
 

@@ -5,6 +5,10 @@ out validation data by episode (or by time block), trains with Lightning and ear
 validation NLL, and writes to the run directory: `model.pt` (a self-describing artifact that
 `model=PATH` loads in robocl-run, robocl-eval, robocl-ros and robocl-bench), `results.json`
 (`command: train`), `training.png` (loss curves) and `errors.png` (validation error by horizon).
+
+`dynamics=hypernet` learns one task per regime label (unlabeled transitions: `train.nominal_label`),
+all tasks jointly; the artifact names the embeddings by label, and `model=PATH` plans on the nominal
+task's (task 0).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from robocl.robots.spec import spec_from_config
 
 DESCRIPTION = ("Fit the nominal dynamics model from a robot's recorded data (data=PATH: a ROS 1/2 bag, a CSV, or a "
                "folder of them); writes model.pt for model=PATH in the other commands.")
-TRAINABLE = ("ensemble",)
+TRAINABLE = ("ensemble", "hypernet")
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
@@ -42,7 +46,17 @@ def settings(cfg: DictConfig) -> dict[str, Any]:
         "min_transitions": check.number(cfg, t + "min_transitions", lo=2, integer=True),
         "max_minutes": check.number(cfg, t + "max_minutes", lo=0, lo_open=True),
         "init": init_mode(cfg),
+        "nominal_label": nominal_label(cfg),
+        "max_tasks": check.number(cfg, t + "max_tasks", lo=1, integer=True),
     }
+
+
+def nominal_label(cfg: DictConfig) -> str:
+    value = check.get(cfg, "train.nominal_label")
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"train.nominal_label={value!r}: must be a non-empty regime label (the task of the "
+                         "transitions without a label, dynamics=hypernet)")
+    return value
 
 
 INITS = ("scratch", "sim")
@@ -88,7 +102,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
     from robocl.experiments.common import make_model, simulator_pretrained_model
-    from robocl.offline.dataset import read_recorded, split_validation
+    from robocl.offline.dataset import read_recorded, split_validation, task_ids
     from robocl.offline.readers import DataError
     from robocl.train.errors import horizon_errors
     from robocl.train.plots import plot_horizon, plot_training
@@ -121,6 +135,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
                              "check data.period, "
                              "the topics/columns and data.max_state_gap / data.command_timeout")
         train_data, val_data, how = split_validation(data, opts["val_fraction"])
+        # dynamics=hypernet: one task (embedding) per regime label, trained jointly
+        tasks = regime_tasks(data, train_data, opts, how) if str(cfg.dynamics.kind) == "hypernet" else None
         progress.log(f"robocl-train: {len(train_data):,} training / {len(val_data):,} validation transitions, "
                      f"held out {how}")
         sim_missing = (None if spec.simulator and simulator_runs_at(cfg, spec, mapping.period) else
@@ -134,6 +150,14 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         torch.manual_seed(opts["seed"])
         # init=sim: start from the simulator model (its weights and input/target normalization) and fine-tune
         model = copy.deepcopy(sim_model) if opts["init"] == "sim" else make_model(cfg)
+        fit_tasks: dict[str, Any] = {}
+        if tasks is not None:
+            model.set_task_labels(tasks)
+            model.set_task(0)  # the nominal task: what model=PATH plans with
+            fit_tasks = {"train_tasks": task_ids(train_data, tasks, opts["nominal_label"]),
+                         "val_tasks": task_ids(val_data, tasks, opts["nominal_label"])}
+            progress.log(f"robocl-train: dynamics=hypernet, {len(tasks)} task(s) by regime label: "
+                         + ", ".join(tasks))
         fit_task = progress.add_task("training (epochs)", total=opts["max_epochs"], status="")
 
         def on_epoch(epoch: int, values: dict[str, float | None]) -> None:
@@ -146,11 +170,15 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         history = fit(model, train_data.transitions(), val_data.transitions(), max_epochs=opts["max_epochs"],
                       patience=opts["patience"], batch_size=opts["batch_size"], lr=opts["lr"],
                       weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch,
-                      max_minutes=opts["max_minutes"], fit_normalizers=opts["init"] == "scratch")
+                      max_minutes=opts["max_minutes"], fit_normalizers=opts["init"] == "scratch", **fit_tasks)
         t_fit = time.perf_counter() - t0
         progress.update(fit_task, total=history["epochs"], completed=history["epochs"])
         scale = model.target_norm.std.detach().clone()
-        curves = {"trained model": horizon_errors(model, scale, val_data.segments, opts["horizon"])}
+        if tasks is None:
+            curves = {"trained model": horizon_errors(model, scale, val_data.segments, opts["horizon"])}
+        else:
+            curves, per_task = task_errors(model, scale, tasks, opts["nominal_label"], val_data, opts["horizon"],
+                                           fit_tasks)
         kstep = min(int(cfg.metrics.kstep), opts["horizon"])
         summary: dict[str, Any] = {
             "train_transitions": len(train_data), "val_transitions": len(val_data),
@@ -160,6 +188,9 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
             "val_nll": min(history["val_nll"]) if history["val_nll"] else None,
             "read_s": round(t_read, 2), "fit_s": round(t_fit, 2), "init_from_sim": int(opts["init"] == "sim"),
         }
+        if tasks is not None:
+            summary["num_tasks"] = len(tasks)
+            summary["nominal_val_dyn_mse"] = _num(curves[NOMINAL_CURVE][0])
         if opts["compare_sim"] and not sim_missing:
             curves["simulator-pretrained model"] = horizon_errors(sim_model, scale, val_data.segments, opts["horizon"])
             summary["sim_val_dyn_mse"] = _num(curves["simulator-pretrained model"][0])
@@ -175,7 +206,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
                           data={"path": str(cfg.data.path), "fingerprint": data.fingerprint(),
                                 "transitions": len(data), "episodes": data.episodes(), "period": mapping.period,
                                 "validation": how},
-                          metrics={k: v for k, v in summary.items() if not k.endswith("_s")})
+                          metrics={k: v for k, v in summary.items() if not k.endswith("_s")},
+                          extra=None if tasks is None else {"tasks": tasks, "nominal_task": tasks[0]})
     out = OmegaConf.select(cfg, "train.out")
     if out:
         atomic_write(Path(str(out)).expanduser(), lambda fh: fh.write(artifact.read_bytes()))
@@ -185,6 +217,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
                        "stopped_by": history["stopped_by"],
                        "horizon_errors": {k: [_num(v) for v in e] for k, e in curves.items()},
                        "episodes": data.stats, "period": mapping.period})
+    if tasks is not None:
+        sink.extra.update({"tasks": per_task, "nominal_task": tasks[0]})
     sink.flush()
     plot_training(history, run_dir / "training.png")
     plot_horizon(curves, run_dir / "errors.png")
@@ -193,6 +227,12 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
              f"{summary['fit_s']:.0f} s",
              f"validation ({how}): one-step dyn_mse {_fmt(summary['val_dyn_mse'])}, "
              f"{kstep}-step {_fmt(summary['val_kstep_mse'])}"]
+    if tasks is not None:
+        lines[-1] += " (each transition with its own task's embedding)"
+        lines += [f"  task {label!r}: {v['train_transitions']} train / {v['val_transitions']} validation transitions, "
+                  f"one-step dyn_mse {_fmt(v['val_dyn_mse'])}" for label, v in per_task.items()]
+        lines.append(f"nominal task {tasks[0]!r} (model=PATH plans with it) on all validation data: one-step "
+                     f"dyn_mse {_fmt(summary['nominal_val_dyn_mse'])}")
     if summary.get("sim_val_dyn_mse") is not None:
         ratio = summary["sim_val_dyn_mse"] / max(summary["val_dyn_mse"] or np.inf, 1e-12)
         lines.append(f"simulator-pretrained model on the same data: {_fmt(summary['sim_val_dyn_mse'])} "
@@ -202,6 +242,49 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     atomic_write_text(run_dir / "summary.md", text + "\n")
     print(text)
     return 0
+
+
+NOMINAL_CURVE = "trained model, nominal task's embedding (model=PATH)"
+
+
+def regime_tasks(data, train_data, opts: dict[str, Any], how: str) -> list[str]:
+    """dynamics=hypernet: the task labels (nominal first), each with training transitions (one line if not)."""
+    from robocl.offline.dataset import task_labels
+
+    nominal = opts["nominal_label"]
+    tasks = task_labels(data.labels(), nominal)
+    if len(tasks) > opts["max_tasks"]:
+        raise UsageError(f"dynamics=hypernet: the data holds {len(tasks)} regime labels ({', '.join(tasks[:8])}"
+                         f"{', ...' if len(tasks) > 8 else ''}), more than train.max_tasks={opts['max_tasks']} "
+                         "tasks; merge labels or raise train.max_tasks")
+    trained = set(task_labels(train_data.labels(), nominal))
+    missing = [label for label in tasks if label not in trained]
+    if missing:
+        raise UsageError(f"dynamics=hypernet: regime label(s) {', '.join(repr(m) for m in missing)} occur only in "
+                         f"the validation data (held out {how.split(':')[0]}), so their task would never be "
+                         "trained; record more episodes of them or lower train.val_fraction")
+    return tasks
+
+
+def task_errors(model, scale, tasks: list[str], nominal: str, val_data, horizon: int, fit_tasks: dict):
+    """Validation errors of a multi-task model: the curve of each transition under its own task's embedding
+    (segments cut at label changes), the nominal embedding's curve on all of it, and per task its counts
+    and one-step error."""
+    from robocl.offline.dataset import by_label
+    from robocl.train.errors import horizon_errors
+
+    index = {label: i for i, label in enumerate(tasks)}
+    pieces = by_label(val_data.segments, nominal)
+    curves = {"trained model": horizon_errors(model, scale, [p for _, p in pieces], horizon,
+                                              [index[label] for label, _ in pieces]),
+              NOMINAL_CURVE: horizon_errors(model, scale, val_data.segments, horizon, [0] * len(val_data.segments))}
+    per_task = {}
+    for i, label in enumerate(tasks):
+        own = [p for lab, p in pieces if lab == label]
+        one = horizon_errors(model, scale, own, 1, [i] * len(own))[0] if own else float("nan")
+        per_task[label] = {"train_transitions": int((fit_tasks["train_tasks"] == i).sum()),
+                           "val_transitions": int((fit_tasks["val_tasks"] == i).sum()), "val_dyn_mse": _num(one)}
+    return curves, per_task
 
 
 def simulator_runs_at(cfg: DictConfig, spec, period: float) -> bool:

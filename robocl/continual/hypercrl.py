@@ -8,6 +8,11 @@ the output regularizer of von Oswald et al. 2020:
 where h*(e_j) are the hypernetwork's outputs for the old embeddings, computed once when task k
 begins. No old data is kept; memory grows by one embedding per task.
 
+A hypernetwork trained by `robocl-train dynamics=hypernet` names its embeddings by regime label
+(`model.task_labels`): all of them count as learned (protected by the regularizer, candidates for task
+inference), and `label_tasks` maps each label to its embedding, so a labelled replay begins a trained
+label's task on its trained embedding and a new label's on a new embedding (after the trained ones).
+
 Task identity: known ids by default (task j uses embedding j). With `task_inference`, a task's
 embedding is chosen from its data: the learned embedding with the lowest one-step error if that
 error is below `inference_threshold`, else a new embedding. Online (`observe`), a regime change
@@ -42,8 +47,15 @@ class HyperCRL(TrainableStrategy):
         self.task_inference = bool(task_inference or self.detector is not None)
         self.inference_threshold = float(inference_threshold)
         self.inference_samples = int(inference_samples)
-        # a pretrained hypernetwork has learned its current embedding already
+        # a pretrained hypernetwork has learned its current embedding already; one trained by robocl-train
+        # on labelled data (model.task_labels) has learned one embedding per regime label
         self.learned_embeddings: list[int] = [model.current_task] if normalizers_fitted(model) else []
+        # regime label -> its trained embedding: a replay that knows the labels (robocl-eval with
+        # boundaries=labels) begins a known label's task on that embedding, a new label on a new one
+        self.label_tasks: dict[str, int] = {}
+        if normalizers_fitted(model) and model.task_labels:
+            self.label_tasks = {label: i for i, label in enumerate(model.task_labels)}
+            self.learned_embeddings = sorted({*self.learned_embeddings, *self.label_tasks.values()})
         self.task_map: dict[int, int] = {}
         self.target_ids: list[int] = []
         self.targets: Tensor | None = None
@@ -70,7 +82,11 @@ class HyperCRL(TrainableStrategy):
     def begin_task(self, task_id: int) -> None:
         super().begin_task(task_id)
         if not self.task_inference:
-            self._use_embedding(self.task_map.setdefault(task_id, task_id))
+            emb = self.task_map.setdefault(task_id, task_id)
+            if emb != self.model.current_task:
+                # the online window holds the previous task's transitions: they must not train this embedding
+                self.buffer.clear()
+            self._use_embedding(emb)
 
     def _use_embedding(self, emb: int) -> None:
         self.model.set_task(emb)

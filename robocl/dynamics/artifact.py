@@ -41,7 +41,8 @@ def save_model(path: Path | str, model: torch.nn.Module, spec: RobotSpec, dynami
     payload = {
         "format": FORMAT, "version": VERSION, "robocl": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "robot": spec.to_dict(), "dynamics": dynamics, "data": data, "metrics": metrics, "extra": extra or {},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # tensors, and a module's extra state as it is (a hypernetwork's current task and task labels)
+        "state_dict": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in model.state_dict().items()},
     }
     return atomic_torch_save(payload, path)
 

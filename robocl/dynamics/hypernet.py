@@ -19,7 +19,8 @@ Design choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -67,6 +68,8 @@ class HyperNetwork(DynamicsModel):
                 layer.bias.uniform_(-bound, bound, generator=gen)
         self._gen = gen
         self.current_task = 0
+        # what each embedding stands for when trained on labelled data (robocl-train: embedding i = label i)
+        self.task_labels: list[str] = []
         self.add_task()
         self._calibrate_output_scale()
         self._cache: dict[int, tuple[tuple[int, ...], list[Tensor]]] = {}
@@ -91,6 +94,22 @@ class HyperNetwork(DynamicsModel):
         while task_id >= self.num_tasks:
             self.add_task()
         self.current_task = int(task_id)
+
+    def set_task_labels(self, labels: Sequence[str]) -> None:
+        """Name the embeddings (embedding i = `labels[i]`), adding embeddings up to one per label."""
+        while self.num_tasks < len(labels):
+            self.add_task()
+        self.task_labels = [str(label) for label in labels]
+
+    @contextmanager
+    def using_task(self, task_id: int) -> Iterator[None]:
+        """Predict with embedding `task_id` inside the block; the current task is restored after it."""
+        saved = self.current_task
+        self.set_task(task_id)
+        try:
+            yield
+        finally:
+            self.current_task = saved
 
     def hnet_parameters(self) -> list[nn.Parameter]:
         """theta: everything shared by all tasks (layers and chunk embeddings)."""
@@ -158,6 +177,21 @@ class HyperNetwork(DynamicsModel):
         mean, logvar = gaussian_mlp_forward(inputs, weights)
         return gaussian_nll(mean, logvar, target)
 
+    def multitask_loss(self, batch: Transitions, task_ids: Tensor) -> Tensor:
+        """Joint multi-task training: the mean over the tasks present in the batch of each task's NLL
+        (`task_ids` (N,): each transition's embedding). The weights of all present tasks come from one
+        batched hypernetwork call; each task's transitions go through its target network as one batch."""
+        present = torch.unique(task_ids)
+        raw = self.raw_outputs(torch.stack([self.task_embeddings[int(t)] for t in present]))
+        inputs = self.model_inputs(batch.states, batch.actions)
+        target = self.target_norm.normalize(self.codec.targets(batch.states, batch.next_states))
+        losses = []
+        for k, t in enumerate(present):
+            mask = task_ids == t
+            mean, logvar = gaussian_mlp_forward(inputs[mask], self.spec.split(self.offset + self.scale * raw[k]))
+            losses.append(gaussian_nll(mean, logvar, target[mask]))
+        return torch.stack(losses).mean()
+
     def loss(self, batch: Transitions) -> Tensor:
         """NLL of the current task (the old-task regularizer belongs to the strategy)."""
         return self.task_loss(batch)
@@ -184,11 +218,12 @@ class HyperNetwork(DynamicsModel):
         self.invalidate_cache()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def get_extra_state(self) -> dict[str, int]:
-        return {"current_task": self.current_task}
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"current_task": self.current_task, "task_labels": list(self.task_labels)}
 
-    def set_extra_state(self, state: dict[str, int]) -> None:
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         self.current_task = int(state.get("current_task", 0))
+        self.task_labels = [str(label) for label in state.get("task_labels", [])]
 
 
 def from_config(node, codec: StateCodec) -> HyperNetwork:

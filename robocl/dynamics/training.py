@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 
@@ -24,7 +25,10 @@ class DynamicsModule(pl.LightningModule):
         self._epoch_losses: list[float] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model.loss(Transitions(*batch))
+        if len(batch) == 4:  # (s, a, s', task id): a multi-task model's mean per-task loss
+            loss = self.model.multitask_loss(Transitions(*batch[:3]), batch[3])
+        else:
+            loss = self.model.loss(Transitions(*batch))
         self._epoch_losses.append(float(loss.detach()))
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
         return loss
@@ -119,10 +123,12 @@ def gaussian_nll(model: DynamicsModel, data: Transitions) -> torch.Tensor:
 
 
 class BatchIndex(torch.utils.data.Dataset):
-    """Whole batches of a Transitions by index (one slice per batch, not one Python call per sample)."""
+    """Whole batches of a Transitions by index (one slice per batch, not one Python call per sample);
+    with `tasks` (N,), each batch also carries its transitions' task ids."""
 
-    def __init__(self, data: Transitions, batch_size: int, shuffle: bool, seed: int) -> None:
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+    def __init__(self, data: Transitions, batch_size: int, shuffle: bool, seed: int,
+                 tasks: torch.Tensor | None = None) -> None:
+        self.data, self.batch_size, self.shuffle, self.tasks = data, batch_size, shuffle, tasks
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.arange(len(data))
 
@@ -134,16 +140,21 @@ class BatchIndex(torch.utils.data.Dataset):
             self.order = torch.randperm(len(self.data), generator=self.generator)
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         d = self.data[idx]
-        return [d.states, d.actions, d.next_states]
+        return [d.states, d.actions, d.next_states] + ([] if self.tasks is None else [self.tasks[idx]])
 
 
 class EarlyStoppedModule(DynamicsModule):
-    """Tracks validation NLL per epoch and keeps the best weights (restored after training)."""
+    """Tracks validation NLL per epoch and keeps the best weights (restored after training).
+
+    With `val_tasks` (a multi-task model: each validation transition's task id), the criterion is the
+    mean over the tasks present of each task's NLL under its own embedding, and the MSE is per
+    transition, each under its own task's embedding."""
 
     def __init__(self, model: DynamicsModel, val: Transitions, lr: float, weight_decay: float,
-                 on_epoch=None) -> None:
+                 on_epoch=None, val_tasks: torch.Tensor | None = None) -> None:
         super().__init__(model, lr=lr, weight_decay=weight_decay)
         self.val = val
+        self.val_tasks = val_tasks
         self.on_epoch = on_epoch
         self.history = {"train_loss": [], "val_nll": [], "val_mse": []}
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -153,14 +164,21 @@ class EarlyStoppedModule(DynamicsModule):
 
     def on_validation_epoch_end(self) -> None:
         with torch.no_grad():
-            nll = float(chunked_mean(lambda d: gaussian_nll(self.model, d), self.val))
-            mse = float(chunked_mean(lambda d: one_step_mse(self.model, d), self.val))
+            if self.val_tasks is None:
+                nll = float(chunked_mean(lambda d: gaussian_nll(self.model, d), self.val))
+                mse = float(chunked_mean(lambda d: one_step_mse(self.model, d), self.val))
+            else:
+                nlls = per_task(self.model, self.val, self.val_tasks, gaussian_nll)
+                mses = per_task(self.model, self.val, self.val_tasks, one_step_mse)
+                nll = sum(v for v, _ in nlls.values()) / len(nlls)
+                mse = sum(v * n for v, n in mses.values()) / len(self.val)
         self.history["val_nll"].append(nll)
         self.history["val_mse"].append(mse)
         self.log("val_nll", nll, prog_bar=False)
         epoch = len(self.history["val_nll"])
         if self.best is None or nll < self.best[0]:
-            self.best = (nll, epoch, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            self.best = (nll, epoch, {k: v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v)
+                                      for k, v in self.model.state_dict().items()})
         if self.on_epoch is not None:
             train = self._epoch_losses and sum(self._epoch_losses) / len(self._epoch_losses)
             self.on_epoch(epoch, {"train_loss": train or None, "val_nll": nll, "val_mse": mse})
@@ -171,12 +189,29 @@ def chunked_mean(fn, data: Transitions, chunk: int = 65536) -> torch.Tensor:
     return sum(v * n for v, n in parts) / len(data)
 
 
+def per_task(model: DynamicsModel, data: Transitions, tasks: torch.Tensor, fn) -> dict[int, tuple[float, int]]:
+    """{task id: (mean of `fn(model, chunk)` over that task's transitions under its own embedding, count)}
+    for a multi-task model (`model.using_task`)."""
+    out = {}
+    for t in torch.unique(tasks).tolist():
+        part = data[torch.nonzero(tasks == t).squeeze(1)]
+        with model.using_task(int(t)):
+            out[int(t)] = (float(chunked_mean(lambda d: fn(model, d), part)), len(part))
+    return out
+
+
 def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: int = 100, patience: int = 8,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5, seed: int = 0,
-        on_epoch=None, max_minutes: float | None = None, fit_normalizers: bool = True) -> dict:
+        on_epoch=None, max_minutes: float | None = None, fit_normalizers: bool = True,
+        train_tasks: torch.Tensor | None = None, val_tasks: torch.Tensor | None = None) -> dict:
     """Train on `train` with early stopping on validation NLL (`patience` epochs without improvement);
     the best epoch's weights are kept. Normalizers are fitted on `train` only (unless `fit_normalizers` is
     False: fine-tuning a pretrained model keeps its normalization).
+
+    `train_tasks`, `val_tasks` (N,) int64: each transition's task id, for a multi-task model (a
+    HyperNetwork with an embedding per id): all tasks are trained jointly, each step's loss the mean over
+    the tasks in the batch of that task's NLL (`model.multitask_loss`), and early stopping watches the
+    mean per-task validation NLL.
 
     Returns the history: per-epoch `train_loss`, `val_nll`, `val_mse`, and `best_epoch`, `epochs`,
     `stopped_by` (early_stopping | max_epochs | time_budget: `max_minutes` of wall clock)."""
@@ -185,10 +220,14 @@ def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: 
     pl.seed_everything(seed, workers=False, verbose=False)
     if fit_normalizers:  # False when fine-tuning a pretrained model: its weights expect its own normalization
         model.fit_normalizers(train)
-    loader = DataLoader(BatchIndex(train, batch_size, True, seed), batch_size=None, shuffle=False)
+    if (train_tasks is None) != (val_tasks is None):
+        raise ValueError("fit: train_tasks and val_tasks go together")
+    if train_tasks is not None and not hasattr(model, "multitask_loss"):
+        raise TypeError(f"fit: task ids need a multi-task model (a HyperNetwork), got {type(model).__name__}")
+    loader = DataLoader(BatchIndex(train, batch_size, True, seed, train_tasks), batch_size=None, shuffle=False)
     # One dummy validation batch per epoch: the metric itself is computed over all of `val` at epoch end.
     val_loader = DataLoader([0], batch_size=None)
-    module = EarlyStoppedModule(model, val, lr, weight_decay, on_epoch)
+    module = EarlyStoppedModule(model, val, lr, weight_decay, on_epoch, val_tasks)
     stop = EarlyStopping(monitor="val_nll", patience=patience, mode="min", check_finite=True)
     run_trainer(module, loader, val_loader, max_epochs, callbacks=[stop], max_minutes=max_minutes)
     history = dict(module.history)

@@ -19,6 +19,8 @@ from robocl.control import Controller
 from robocl.data import collect_exploration
 from robocl.dynamics.artifact import check_robot, file_fingerprint, load_weights, read_model
 from robocl.dynamics.base import DynamicsModel
+from robocl.dynamics.hypernet import HyperNetwork
+from robocl.errors import UsageError
 from robocl.factory import build, load_callable
 from robocl.methods import MethodSpec
 from robocl.planning.base import CostFn
@@ -96,9 +98,28 @@ def model_from_artifact(cfg: DictConfig, log=print, period: float | None = None)
     model = load_weights(make_model(cfg), payload, path)
     info = {"model": str(path), "model_fingerprint": file_fingerprint(path), "trained_for": payload["robot"]["name"],
             "data_fingerprint": payload["data"].get("fingerprint"), "metrics": payload.get("metrics", {})}
+    tasks = adopt_task_labels(model, payload, path)
+    if tasks:
+        info.update({"tasks": tasks, "nominal_task": tasks[0]})
     log(f"loaded {cfg.dynamics.kind} model {path} (trained by robocl-train on {payload['data'].get('transitions')} "
-        "transitions)")
+        "transitions" + (f"; {len(tasks)} tasks by regime label, planning on the nominal task {tasks[0]!r}"
+                         if tasks else "") + ")")
     return model, info
+
+
+def adopt_task_labels(model: DynamicsModel, payload: dict, path: Path) -> list[str]:
+    """A multi-task artifact (robocl-train dynamics=hypernet): name the model's embeddings by their regime
+    labels and put it on the nominal task's (embedding 0), the one every command plans with."""
+    tasks = (payload.get("extra") or {}).get("tasks")
+    if not tasks or not isinstance(model, HyperNetwork):
+        return []
+    if (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)
+            or len(tasks) > model.num_tasks or payload["extra"].get("nominal_task") != tasks[0]):
+        raise UsageError(f"model={path}: damaged model artifact (its task labels do not fit its "
+                         f"{model.num_tasks} task embeddings)")
+    model.set_task_labels(tasks)
+    model.set_task(0)
+    return list(tasks)
 
 
 def pretrained_model(cfg: DictConfig, log=print, env_overrides: dict[str, Any] | None = None

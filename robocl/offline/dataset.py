@@ -68,6 +68,32 @@ class RecordedData:
         return digest.hexdigest()[:16]
 
 
+def task_labels(labels: list[str | None], nominal: str) -> list[str]:
+    """One task per distinct regime label, unlabeled transitions counting as `nominal`: the nominal
+    label first if present, the others in the order they first appear."""
+    seen = list(dict.fromkeys(nominal if label is None else label for label in labels))
+    return ([nominal] if nominal in seen else []) + [label for label in seen if label != nominal]
+
+
+def task_ids(data: RecordedData, tasks: list[str], nominal: str) -> torch.Tensor:
+    """(N,) int64: each transition's index in `tasks` (unlabeled: `nominal`'s)."""
+    index = {label: i for i, label in enumerate(tasks)}
+    return torch.as_tensor([index[nominal if label is None else label] for label in data.labels()], dtype=torch.long)
+
+
+def by_label(segments: list[Segment], nominal: str) -> list[tuple[str, Segment]]:
+    """The segments cut where the regime label changes: (label, piece), unlabeled counting as `nominal`."""
+    out = []
+    for seg in segments:
+        labels = [nominal if label is None else label for label in seg.regimes]
+        start = 0
+        for i in range(1, len(labels) + 1):
+            if i == len(labels) or labels[i] != labels[start]:
+                out.append((labels[start], seg.part(start, i)))
+                start = i
+    return out
+
+
 def read_episode(episode: Episode, mapping: Mapping, limit: int | None = None,
                  on_progress: Callable[[int], None] | None = None) -> tuple[list[Segment], dict]:
     """The contiguous segments of one episode's aligned transitions (at most `limit` transitions)."""

@@ -151,16 +151,21 @@ class DynamicsTrack(Track):
         self.model, self.strategy, self.scale, self.k, self.stride = model, strategy, scale, kstep, stride
         self.boundaries = boundaries
         self.label: str | None = None
-        self.task_ids: dict[str, int] = {}
+        # labels the strategy's model was trained on (hypercrl on a robocl-train dynamics=hypernet model) keep
+        # their trained task ids; new labels get the next ones
+        self.task_ids: dict[str, int] = dict(getattr(strategy, "label_tasks", {}))
 
     def _boundary(self, label: str | None) -> None:
         """Task-aware learning: a new regime label ends the current task and begins the label's task
-        (a label seen before gets its earlier task id back), before its first transition is predicted."""
+        (a label seen before gets its earlier task id back), before its first transition is predicted.
+        The first label begins its task only if that is not the one the strategy is on (a trained label's)."""
         if label is None or label == self.label:
             return
         task = self.task_ids.setdefault(label, len(self.task_ids))
         if self.label is not None:
             self.strategy.end_task()
+            self.strategy.begin_task(task)
+        elif task != self.strategy.task_id:
             self.strategy.begin_task(task)
         self.label = label
 
