@@ -274,8 +274,9 @@ def test_fast_wire_decoders_match_rosbags(fmt, tmp_path):
     assert checked == 11
 
 
-def test_task_boundaries_follow_regime_labels():
-    """boundaries=labels: end_task/begin_task at each label change; a recurring label gets its task id back."""
+def replay_labels(labels: list[str], label_tasks: dict[str, int] | None = None) -> list[tuple]:
+    """The task calls a boundaries=labels DynamicsTrack makes over `labels` (a strategy knowing `label_tasks`,
+    as hypercrl on a robocl-train hypernet does, or none)."""
     import torch
 
     from robocl.continual.base import ContinualStrategy
@@ -289,6 +290,7 @@ def test_task_boundaries_follow_regime_labels():
     class Recording(ContinualStrategy):
         def begin_task(self, task_id):
             calls.append(("begin", task_id))
+            self.task_id = task_id
 
         def end_task(self):
             calls.append(("end",))
@@ -297,11 +299,27 @@ def test_task_boundaries_follow_regime_labels():
             calls.append(("observe",))
 
     model = GaussianEnsemble(PlanarBodyCodec(), ensemble_size=2, hidden_size=8, hidden_layers=1)
-    track = DynamicsTrack("x", model, Recording(model), torch.ones(6), kstep=2, boundaries=True)
-    labels = ["nominal", "nominal", "gains(2,2)", "gains(2,2)", "nominal"]
+    strategy = Recording(model)
+    if label_tasks is not None:
+        strategy.label_tasks = label_tasks
+    track = DynamicsTrack("x", model, strategy, torch.ones(6), kstep=2, boundaries=True)
     n = len(labels)
     block = Block(np.arange(n), np.zeros((n + 1, 6)), np.zeros((n, 2)), labels, n, 0, 0)
     track.process(block, torch.zeros(n + 1, 6), torch.zeros(n, 2))
+    assert len(track.series()) == n
+    return calls
+
+
+def test_task_boundaries_follow_regime_labels():
+    """boundaries=labels: end_task/begin_task at each label change; a recurring label gets its task id back."""
+    calls = replay_labels(["nominal", "nominal", "gains(2,2)", "gains(2,2)", "nominal"])
     assert calls == [("observe",), ("observe",), ("end",), ("begin", 1), ("observe",), ("observe",),
                      ("end",), ("begin", 0), ("observe",)]
-    assert len(track.series()) == n
+
+
+def test_track_keeps_trained_task_ids_for_known_labels():
+    """A strategy that knows its labels (hypercrl on a robocl-train dynamics=hypernet model): a trained label
+    keeps its trained task id, even as the log's first label; a new label gets the next free id."""
+    calls = replay_labels(["reversed", "reversed", "half", "nominal"], {"nominal": 0, "reversed": 1})
+    assert calls == [("begin", 1), ("observe",), ("observe",), ("end",), ("begin", 2), ("observe",), ("end",),
+                     ("begin", 0), ("observe",)]

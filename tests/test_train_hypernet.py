@@ -239,36 +239,3 @@ def test_hypernet_without_labels_is_one_nominal_task(tmp_path, capsys):
     assert list(doc["tasks"]) == ["nominal"] and doc["tasks"]["nominal"]["train_transitions"] == 120
     assert doc["summary"]["model"]["val_dyn_mse"] == pytest.approx(doc["summary"]["model"]["nominal_val_dyn_mse"])
 
-
-def test_track_keeps_trained_task_ids_for_known_labels():
-    """boundaries=labels with a strategy that knows its labels (hypercrl on a robocl-train hypernet): a trained
-    label keeps its trained task id, even as the log's first label; a new label gets the next free id."""
-    from robocl.continual.base import ContinualStrategy
-    from robocl.dynamics.ensemble import GaussianEnsemble
-    from robocl.offline.evaluate import DynamicsTrack
-    from robocl.offline.readers import Block
-    from robocl.robots.codec import PlanarBodyCodec
-
-    calls = []
-
-    class Labelled(ContinualStrategy):
-        label_tasks = {"nominal": 0, "reversed": 1}
-
-        def begin_task(self, task_id):
-            calls.append(("begin", task_id))
-            self.task_id = task_id
-
-        def end_task(self):
-            calls.append(("end",))
-
-        def observe(self, transition):
-            calls.append(("observe",))
-
-    model = GaussianEnsemble(PlanarBodyCodec(), ensemble_size=2, hidden_size=8, hidden_layers=1)
-    track = DynamicsTrack("x", model, Labelled(model), torch.ones(6), kstep=2, boundaries=True)
-    labels = ["reversed", "reversed", "half", "nominal"]
-    n = len(labels)
-    block = Block(np.arange(n), np.zeros((n + 1, 6)), np.zeros((n, 2)), labels, n, 0, 0)
-    track.process(block, torch.zeros(n + 1, 6), torch.zeros(n, 2))
-    assert calls == [("begin", 1), ("observe",), ("observe",), ("end",), ("begin", 2), ("observe",), ("end",),
-                     ("begin", 0), ("observe",)]
