@@ -179,11 +179,12 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         else:
             curves, per_task = task_errors(model, scale, tasks, opts["nominal_label"], val_data, opts["horizon"],
                                            fit_tasks)
+        main = next(iter(curves.values()))  # the trained model's own curve (a hypernet's: each label's embedding)
         kstep = min(int(cfg.metrics.kstep), opts["horizon"])
         summary: dict[str, Any] = {
             "train_transitions": len(train_data), "val_transitions": len(val_data),
             "train_episodes": len(train_data.episodes()), "val_episodes": len(val_data.episodes()),
-            "val_dyn_mse": _num(curves["trained model"][0]), "val_kstep_mse": _num(curves["trained model"][kstep - 1]),
+            "val_dyn_mse": _num(main[0]), "val_kstep_mse": _num(main[kstep - 1]),
             "kstep": kstep, "best_epoch": history.get("best_epoch"), "epochs": history["epochs"],
             "val_nll": min(history["val_nll"]) if history["val_nll"] else None,
             "read_s": round(t_read, 2), "fit_s": round(t_fit, 2), "init_from_sim": int(opts["init"] == "sim"),
@@ -220,7 +221,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     if tasks is not None:
         sink.extra.update({"tasks": per_task, "nominal_task": tasks[0]})
     sink.flush()
-    plot_training(history, run_dir / "training.png")
+    plot_training(history, run_dir / "training.png", *(() if tasks is None else ("mean per-task NLL",)))
     plot_horizon(curves, run_dir / "errors.png")
     lines = [f"trained {cfg.dynamics.kind} for robot {spec.name} at period {mapping.period} s: {history['epochs']} "
              f"epochs (best {history.get('best_epoch')}, stopped by {history['stopped_by'].replace('_', ' ')}), "
@@ -275,8 +276,8 @@ def task_errors(model, scale, tasks: list[str], nominal: str, val_data, horizon:
 
     index = {label: i for i, label in enumerate(tasks)}
     pieces = by_label(val_data.segments, nominal)
-    curves = {"trained model": horizon_errors(model, scale, [p for _, p in pieces], horizon,
-                                              [index[label] for label, _ in pieces]),
+    own_curve = horizon_errors(model, scale, [p for _, p in pieces], horizon, [index[label] for label, _ in pieces])
+    curves = {"trained model, each label's embedding": own_curve,
               NOMINAL_CURVE: horizon_errors(model, scale, val_data.segments, horizon, [0] * len(val_data.segments))}
     per_task = {}
     for i, label in enumerate(tasks):

@@ -9,12 +9,13 @@ import numpy as np
 from robocl.eval.plots import plt, save_figure
 
 
-def plot_training(history: dict, path: Path) -> Path:
+def plot_training(history: dict, path: Path, loss: str = "bootstrapped NLL") -> Path:
     fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, len(history.get("val_nll", [])) + 1)
     train = history.get("train_loss", [])
-    ax_loss.plot(np.arange(1, len(train) + 1), train, label="train loss (bootstrapped NLL)")
-    ax_loss.plot(epochs, history.get("val_nll", []), label="validation NLL")
+    ax_loss.plot(np.arange(1, len(train) + 1), train, label=f"train loss ({loss})")
+    val_label = "validation NLL" + (" (mean over tasks)" if "task" in loss else "")
+    ax_loss.plot(epochs, history.get("val_nll", []), label=val_label)
     best = history.get("best_epoch")
     for ax in (ax_loss, ax_mse):
         if best:
