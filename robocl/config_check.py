@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 _MISSING = object()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 
 def load_callable(spec: str, key: str = "factory") -> Callable[..., Any]:

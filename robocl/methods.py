@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 PLANNERS = ("mppi", "cem")
 MODIFIERS = ("afm", "online")

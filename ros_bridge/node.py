@@ -22,7 +22,7 @@ from robocl_ros.params import apply, defaults
 from robocl_ros.robots import BINDINGS, RobotBinding, make_cost
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 TRANSPORTS = ("ros2", "ros1")
 

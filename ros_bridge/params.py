@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 
 @dataclass(frozen=True)

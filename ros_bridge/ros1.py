@@ -21,7 +21,7 @@ import numpy as np
 from robocl_ros import INSTALL_ROS1, RosUnavailable, messages
 from robocl_ros.params import NODE_PARAMS, check_value
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 if TYPE_CHECKING:
     from robocl_ros.robots import RobotBinding

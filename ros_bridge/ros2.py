@@ -19,7 +19,7 @@ import numpy as np
 from robocl_ros import INSTALL_ROS2, RosUnavailable, messages
 from robocl_ros.params import NODE_PARAMS, Param
 
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 
 if TYPE_CHECKING:
     from robocl_ros.robots import RobotBinding

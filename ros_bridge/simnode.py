@@ -21,7 +21,7 @@ from robocl_ros.node import binding_for, log, transport_classes
 from robocl_ros.sim import SimCore, SimSettings
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 from robocl.tasks.waypoints import GainSchedule
 
 

@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from robocl import config_check as check
 from robocl.bench.timing import interleaved_times, ratio_summary, timing_row
-from robocl.cli.app import UsageError
 from robocl.drag.compiled import compile_predictor
 from robocl.drag.model import DragPredictor
 from robocl.drag.train import load_checkpoint
+from robocl.errors import UsageError
 
 
 def _model(path: str | None) -> DragPredictor:

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robocl.cli.app import UsageError
 from robocl.continual.trainable import TrainableStrategy, common_kwargs, normalizers_fitted
 from robocl.dynamics.base import DynamicsModel, Transitions
 from robocl.dynamics.hypernet import HyperNetwork
+from robocl.errors import UsageError
 
 
 class HyperCRL(TrainableStrategy):

@@ -21,7 +21,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
 from robocl.drag.baselines import learned
 from robocl.drag.continual import SETTINGS, STRATEGIES, StrategyConfig, make_strategy
 from robocl.drag.datagen import load_index
@@ -31,6 +30,7 @@ from robocl.drag.experiment import CACHE_VERSION, Spec, _hash, dataset, trained_
 from robocl.drag.experiment import validate as validate_drag
 from robocl.drag.model import DragPredictor
 from robocl.drag.train import TrainConfig, load_checkpoint, train_two_stage
+from robocl.errors import UsageError
 from robocl.eval import continual as cm
 from robocl.eval.progress import NullProgress
 from robocl.eval.sink import ResultSink

@@ -27,7 +27,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
 from robocl.drag.baselines import Predictor, learned, nearest_part, rigid
 from robocl.drag.compiled import compiled_forward
 from robocl.drag.datagen import DatagenConfig, generate, load_index
@@ -37,6 +36,7 @@ from robocl.drag.model import DragModelConfig, DragPredictor
 from robocl.drag.plots import plot_metric_bars, plot_training
 from robocl.drag.refine import MaskRefinement
 from robocl.drag.train import TrainConfig, load_checkpoint, save_checkpoint, train_two_stage
+from robocl.errors import UsageError
 from robocl.eval.markdown import markdown_table
 from robocl.eval.paired import paired_difference, paired_success
 from robocl.eval.progress import NullProgress

@@ -17,10 +17,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from robocl.cli.app import UsageError
 from robocl.control import Controller
 from robocl.data import collect_exploration
 from robocl.dynamics.base import Transitions
+from robocl.errors import UsageError
 from robocl.robots.codec import DeltaCodec
 
 

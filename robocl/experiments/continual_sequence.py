@@ -22,12 +22,12 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
 from robocl.continual.base import ContinualStrategy
 from robocl.continual.trainable import TrainableStrategy
 from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel, Transitions
 from robocl.dynamics.mlp import GaussianMLP
+from robocl.errors import UsageError
 from robocl.eval import continual as cm
 from robocl.eval.sink import ResultSink
 from robocl.experiments.cl_robots import make_target

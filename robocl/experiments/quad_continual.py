@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_tracking

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robocl import config_check as check
-from robocl.cli.app import UsageError
+from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_paths
 from robocl.eval.sink import ResultSink

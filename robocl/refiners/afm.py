@@ -311,7 +311,7 @@ def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, 
                 **context: Any) -> AFMRefiner:
     """Factory for `refiner=afm`: the given network (built once before fan-out), or the cached one for
     this nominal model (trained if missing)."""
-    from robocl.cli.app import UsageError
+    from robocl.errors import UsageError
     from robocl.refiners.afm_train import ensure_checkpoint
 
     if model is None or robot is None:
