@@ -41,4 +41,11 @@ def parse_methods(cfg) -> list[MethodSpec]:
     methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
     if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
         raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    # the planner class comes from the method's name and its settings from `planner=`: they must agree,
+    # or planner=cem methods=[mppi] would run MPPI with CEM's settings
+    kind = cfg.planner.get("kind") if cfg.get("planner") is not None else None
+    other = next((m for m in methods if kind is not None and m.planner != str(kind)), None)
+    if other is not None:
+        raise UsageError(f"methods: {other.name} plans with {other.planner}, but planner={kind} configures {kind}; "
+                         f"use planner={other.planner}, or methods named {kind}[_afm][_online]")
     return methods

@@ -67,6 +67,7 @@ def test_cl_ugv_writes_the_comparison(tmp_path, capsys):
 
 @pytest.mark.parametrize("override, message", [
     ("cl.strategies=[finetune,nope]", "cl.strategies: 'nope' has no config"),
+    ("planner=cem", "cl.plan.planner=mppi: planner=cem configures cem"),
     ("dynamics=ensemble", "need dynamics=hypernet"),
     ("cl.plan.rows=some", "cl.plan.rows='some'"),
     ("cl.tasks=[{name:a,params:{payload_kg:-3}}]", "cl.tasks: must be a list of at least 2"),

@@ -69,6 +69,7 @@ def test_short_run_writes_valid_results(tmp_path, short_course):
         ("task.gains=[[1,2,3]]", "task.gains"),
         ("task.intervention=[0.9,0.1]", "task.intervention"),
         ("methods=[mppi_afm]", "refiner=afm"),
+        ("planner=cem", "mppi plans with mppi, but planner=cem"),  # the default methods are mppi*
         ("not_an_override", "KEY=VALUE"),
     ],
 )

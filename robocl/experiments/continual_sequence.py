@@ -79,6 +79,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             raise UsageError(f"cl.tasks[{i}]: must be {{name: str, params: {{...}}}}")
         names.append(task.name)
         target.check(_params(task), f"cl.tasks[{i}].params")
+    if str(check.get(cfg, "cl.plan.planner")) != str(cfg.planner.kind):
+        raise UsageError(f"cl.plan.planner={cfg.cl.plan.planner}: planner={cfg.planner.kind} configures "
+                         f"{cfg.planner.kind}; set both to the same planner")
     rows = str(check.get(cfg, "cl.plan.rows"))
     if rows not in PLANNER_ROWS:
         raise UsageError(f"cl.plan.rows={rows!r}: accepted: {', '.join(PLANNER_ROWS)}")
