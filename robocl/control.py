@@ -2,7 +2,9 @@
 
 The same Controller runs in simulation rollouts, in the ROS node and in offline evaluation;
 only the source of states and the sink of actions change. It is also the last line of
-defence on a robot: a non-finite state never reaches the planner.
+defence on a robot: a non-finite, out-of-range or wrongly shaped state never reaches the planner;
+a planner or refiner that raises, or returns a non-finite action, gives the safe action; every
+action that leaves lies within the planner's action bounds; and each such event is counted.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Controller:
 
     def is_healthy(self, state: np.ndarray) -> str | None:
         """None if the state may be planned on, else the reason it may not."""
+        if state.shape != (self.model.codec.state_dim,):
+            return "state of wrong shape"
         if not np.all(np.isfinite(state)):
             return "non-finite state"
         if np.any(np.abs(state) > self.state_limit):
@@ -76,32 +80,51 @@ class Controller:
         """The action to execute now; the safe (stop) action if the state is unusable."""
         step = self.stats.steps
         self.stats.steps += 1
-        problem = self.is_healthy(np.asarray(state, dtype=float))
+        try:
+            state = np.asarray(state, dtype=float)
+        except (TypeError, ValueError):
+            return self._safe(step, "state not numeric")
+        problem = self.is_healthy(state)
         if problem:
-            self.stats.safety_events.append(SafetyEvent(step, problem))
-            self.planner.reset()
-            self._last_planned = None
-            return self.safe_action.copy()
+            return self._safe(step, problem)
         s = torch.as_tensor(state, dtype=torch.float32)
         t0 = time.perf_counter()
-        planned = self.planner.plan(s)
+        try:
+            planned = self.planner.plan(s)
+        except Exception as exc:  # a model or planner fault must stop the robot, not crash its controller
+            return self._safe(step, f"planner error ({type(exc).__name__})")
         t1 = time.perf_counter()
-        with torch.inference_mode():
-            action = self.refiner.refine(s, planned)
+        try:
+            with torch.inference_mode():
+                action = self.refiner.refine(s, planned)
+        except Exception as exc:
+            return self._safe(step, f"refiner error ({type(exc).__name__})")
         t2 = time.perf_counter()
         self.stats.plan_ms.append((t1 - t0) * 1e3)
         self.stats.refine_ms.append((t2 - t1) * 1e3)
         self._last_planned = planned
-        out = action.detach().cpu().numpy().astype(float)
+        out = np.asarray(action.detach().cpu().numpy(), dtype=float).reshape(-1)
+        if out.shape != self.safe_action.shape:
+            return self._safe(step, "action of wrong shape")
         if not np.all(np.isfinite(out)):
-            self.stats.safety_events.append(SafetyEvent(step, "non-finite action"))
-            self.planner.reset()
-            return self.safe_action.copy()
-        return out
+            return self._safe(step, "non-finite action")
+        return np.clip(out, self.planner.low.numpy(), self.planner.high.numpy())
+
+    def _safe(self, step: int, reason: str) -> np.ndarray:
+        """Record why, forget the plan, and return the safe action (stop / hover)."""
+        self.stats.safety_events.append(SafetyEvent(step, reason))
+        self.planner.reset()
+        self._last_planned = None
+        return self.safe_action.copy()
 
     def observe(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
         """Learn from the executed transition (skipped if any part of it is not finite)."""
-        if self.is_healthy(state) or self.is_healthy(next_state) or not np.all(np.isfinite(action)):
+        try:
+            state, action, next_state = (np.asarray(x, dtype=float) for x in (state, action, next_state))
+        except (TypeError, ValueError):
+            return
+        if self.is_healthy(state) or self.is_healthy(next_state) or action.shape != self.safe_action.shape \
+                or not np.all(np.isfinite(action)):
             return
         s = torch.as_tensor(state, dtype=torch.float32)[None]
         a = torch.as_tensor(action, dtype=torch.float32)[None]
