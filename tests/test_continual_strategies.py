@@ -63,7 +63,8 @@ STRATEGIES = {
     "si": lambda: SI(mlp(), strength=10.0, train=TRAIN),
     "l2": lambda: L2(mlp(), strength=1.0, train=TRAIN),
     "coreset": lambda: Coreset(mlp(), size=64, train=TRAIN),
-    "multitask": lambda: Multitask(mlp(), train=TRAIN),
+    "multitask": lambda: Multitask(hnet(), train=TRAIN),
+    "multitask_noid": lambda: Multitask(mlp(), train=TRAIN),
     "hypercrl": lambda: HyperCRL(hnet(), beta=0.01, train=TRAIN),
 }
 
@@ -112,7 +113,7 @@ def test_regularized_strategies_forget_less_than_finetune(results, name):
 
 
 def test_replay_and_joint_training_forget_less_than_finetune(results):
-    for name in ("coreset", "multitask", "si"):
+    for name in ("coreset", "multitask", "multitask_noid", "si"):
         assert results[name]["forgetting"] < results["finetune"]["forgetting"], (name, results[name])
     assert results["hypercrl"]["forgetting"] < 0.05 * results["finetune"]["forgetting"]
 
@@ -161,7 +162,7 @@ def test_hypercrl_checkpoint_round_trip():
 
 
 def test_strategy_checkpoints_restore_their_penalties():
-    for name in ("ewc", "si", "l2", "coreset", "multitask"):
+    for name in ("ewc", "si", "l2", "coreset", "multitask_noid"):
         s = STRATEGIES[name]()
         s.train_cfg = TrainConfig(epochs=1, batch_size=64)
         s.model.fit_normalizers(TRAIN_DATA[0])
@@ -256,10 +257,43 @@ def test_config_factories_build_every_strategy(tmp_path):
     from importlib import resources
 
     root = resources.files("robocl_configs").joinpath("continual")
-    for name in ("finetune", "ewc", "si", "l2", "coreset", "multitask", "hypercrl"):
+    for name in ("finetune", "ewc", "si", "l2", "coreset", "multitask", "multitask_noid", "hypercrl"):
         node = OmegaConf.load(str(root.joinpath(f"{name}.yaml")))
         model = hnet() if node.model == "hypernet" else mlp()
         strategy = build(node, "continual", model=model, seed=0)
         assert strategy.name == name
     with pytest.raises(UsageError, match="dynamics=hypernet"):
         build(OmegaConf.load(str(root.joinpath("hypercrl.yaml"))), "continual", model=mlp(), seed=0)
+
+
+def opposite_task(k: int, n: int = 256, seed: int = 0) -> Transitions:
+    """Two tasks on the same states whose action effect has opposite sign (the UGV's gains (1, 1) vs (-1, 1))."""
+    g = torch.Generator().manual_seed(seed * 10 + k)
+    s = torch.randn(n, 2, generator=g) * 0.5
+    a = torch.rand(n, 1, generator=g) * 2 - 1
+    sign = (1.0, -1.0)[k]
+    d = torch.stack([0.3 * sign * a[:, 0], 0.1 * s[:, 0] - 0.2 * sign * a[:, 0]], -1)
+    return Transitions(s, a, s + d + 0.005 * torch.randn(n, 2, generator=g))
+
+
+def test_multitask_given_the_task_id_is_the_upper_bound_the_id_free_one_cannot_be():
+    """Joint training on both tasks: with the task id (one embedding per task) both are learned; without
+    it the shared network can only average the opposite responses, so both stay poorly predicted."""
+    torch.set_num_threads(1)
+    train = [opposite_task(k) for k in range(2)]
+    test = [opposite_task(k, 200, seed=5) for k in range(2)]
+    errors = {}
+    for name, model in (("multitask", hnet()), ("multitask_noid", mlp())):
+        s = Multitask(model, train=TRAIN)
+        assert s.name == name
+        s.model.fit_normalizers(train[0])
+        for k in range(2):
+            s.begin_task(k)
+            s.learn_task(train[k])
+            s.end_task()
+        errors[name] = []
+        for k in range(2):
+            with s.evaluating(k, test[k]):
+                errors[name].append(float(normalized_errors(s.model, test[k]).mean()))
+    for k in range(2):
+        assert errors["multitask"][k] < 0.2 * errors["multitask_noid"][k], errors

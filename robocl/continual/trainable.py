@@ -93,7 +93,7 @@ class TrainableStrategy(ContinualStrategy):
     def consolidate(self, data: Transitions) -> None:
         """Store what the finished task's penalty/replay needs (its data is dropped afterwards)."""
 
-    def training_loss(self, batch: Transitions) -> Tensor:
+    def training_loss(self, batch: Transitions, *extra: Tensor) -> Tensor:
         return self.model.loss(self.replay(batch)) + self.penalty()
 
     # ---- task protocol ------------------------------------------------------------------------

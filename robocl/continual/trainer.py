@@ -39,7 +39,8 @@ class StrategyModule(pl.LightningModule):
         self.losses: list[float] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.strategy.training_loss(Transitions(*batch))
+        # (s, a, s'), then whatever per-transition tensors the strategy trains with (e.g. task ids)
+        loss = self.strategy.training_loss(Transitions(*batch[:3]), *batch[3:])
         self.losses.append(float(loss.detach()))
         return loss
 
@@ -58,10 +59,12 @@ class StrategyModule(pl.LightningModule):
 
 
 def fit_task(strategy: TrainableStrategy, data: Transitions, epochs: int, batch_size: int, lr: float,
-             seed: int = 0, eval_every: int = 0, eval_hook: EvalHook | None = None) -> list[float]:
-    """Run the strategy's offline training on one task's data; returns per-step losses."""
+             seed: int = 0, eval_every: int = 0, eval_hook: EvalHook | None = None,
+             extra: tuple[torch.Tensor, ...] = ()) -> list[float]:
+    """Run the strategy's offline training on one task's data; returns per-step losses. `extra`:
+    per-transition tensors batched alongside and passed on to `strategy.training_loss`."""
     pl.seed_everything(seed, workers=False, verbose=False)
-    loader = DataLoader(TensorDataset(data.states, data.actions, data.next_states),
+    loader = DataLoader(TensorDataset(data.states, data.actions, data.next_states, *extra),
                         batch_size=min(batch_size, len(data)), shuffle=True, drop_last=len(data) > batch_size)
     module = StrategyModule(strategy, lr=lr, eval_every=eval_every, eval_hook=eval_hook)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
