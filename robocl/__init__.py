@@ -17,4 +17,38 @@ try:
 except PackageNotFoundError:  # a bare checkout on sys.path
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+# The public API, imported on first use so that `import robocl` stays light (no torch, no MuJoCo):
+# `from robocl import MPPI, GaussianEnsemble, Controller`.
+_API = {
+    "Controller": "robocl.control",
+    "MPPI": "robocl.planning.mppi",
+    "CEM": "robocl.planning.cem",
+    "WaypointCost": "robocl.planning.costs",
+    "DynamicsModel": "robocl.dynamics.base",
+    "Transitions": "robocl.dynamics.base",
+    "GaussianEnsemble": "robocl.dynamics.ensemble",
+    "GaussianMLP": "robocl.dynamics.mlp",
+    "HyperNetwork": "robocl.dynamics.hypernet",
+    "ContinualStrategy": "robocl.continual.base",
+    "OnlineFinetune": "robocl.continual.online",
+    "HyperCRL": "robocl.continual.hypercrl",
+    "Refiner": "robocl.refiners.base",
+    "AFMRefiner": "robocl.refiners.afm",
+    "PlanarBodyCodec": "robocl.robots.codec",
+    "collect_exploration": "robocl.data",
+    "train_offline": "robocl.dynamics.training",
+    "load_model": "robocl.experiments.common",
+    "UsageError": "robocl.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'robocl' has no attribute {name!r}")

@@ -122,6 +122,16 @@ def adopt_task_labels(model: DynamicsModel, payload: dict, path: Path) -> list[s
     return list(tasks)
 
 
+def load_model(path: str | Path) -> tuple[DynamicsModel, dict]:
+    """A robocl-train `model.pt` as a ready model, with no config: the robot spec and dynamics settings
+    it carries rebuild it (a hypernetwork is put on its nominal task). Returns (model, info); info["robot"]
+    is the robot spec it was trained for (state and command names, control period, action box, safe action)."""
+    payload = read_model(path)
+    cfg = OmegaConf.create({"model": str(path), "robot": payload["robot"], "dynamics": payload["dynamics"]})
+    model, info = model_from_artifact(cfg, log=lambda *_: None)
+    return model, {**info, "robot": payload["robot"]}
+
+
 def pretrained_model(cfg: DictConfig, log=print, env_overrides: dict[str, Any] | None = None
                      ) -> tuple[DynamicsModel, dict]:
     """The nominal-regime model: `model=PATH` if given, else loaded from the cache, or trained on
