@@ -94,9 +94,6 @@ def test_time_to_adapt_on_a_constructed_series():
 def test_changes_forgetting_and_trailing_mean():
     labels = ["a", "a", None, "b", "b", "a"]
     assert [(c.index, c.before, c.after) for c in M.label_changes(labels)] == [(3, "a", "b"), (5, "b", "a")]
-    e = np.r_[np.full(40, 0.1), np.full(40, 2.0), np.full(40, 0.1)]
-    assert M.detect_changes(e, window=10, factor=3.0) == [40, 80]
-    assert M.detect_changes(np.full(100, 0.5)) == []
     assert np.allclose(M.trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
     assert M.forgetting({"a": 0.5, "b": 0.3}, {"a": 0.2, "b": 0.1}, last_regime="b") == pytest.approx(0.3)
     assert M.forgetting({"b": 0.3}, {"b": 0.1}, last_regime="b") is None

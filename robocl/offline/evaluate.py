@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from robocl.continual.base import ContinualStrategy
+from robocl.continual.changepoint import detect_changes
 from robocl.dynamics.base import DynamicsModel, Transitions
 from robocl.offline import metrics as M
 from robocl.offline.readers import AlignStats, Block, Mapping, align, blocks, transitions
@@ -45,8 +46,8 @@ class EvalSettings:
     end_window: int = 20
     reservoir: int = 1000
     max_transitions: int | None = None
-    detect_window: int = 10
-    detect_factor: float = 3.0
+    detect_window: int = 18
+    detect_factor: float = 4.0
 
 
 def target_errors(model: DynamicsModel, scale: torch.Tensor, s0: torch.Tensor, pred: torch.Tensor,
@@ -387,7 +388,8 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         regime_of = [label if label is not None else "unlabeled" for label in labels]
     else:
         ref = reference.series() if reference.kind == "dynamics" else np.concatenate(reference.base_errors)
-        points = M.detect_changes(ref, settings.detect_window, settings.detect_factor)
+        points = detect_changes(ref, settings.detect_window, settings.detect_factor,
+                                warmup=max(50, settings.detect_window))
         names = [f"segment{j + 1}" for j in range(len(points) + 1)]
         changes = [M.Change(p, names[j], names[j + 1]) for j, p in enumerate(points)]
         bounds = [0, *points, total]
@@ -395,8 +397,8 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
         for j in range(len(points) + 1):
             regime_of[bounds[j]:bounds[j + 1]] = [names[j]] * (bounds[j + 1] - bounds[j])
         notes.append(f"{name}: no regime labels; {len(points)} change(s) detected from {reference.name}'s "
-                     f"error (median over {settings.detect_window} steps changing by more than "
-                     f"x{settings.detect_factor:g})")
+                     f"error (its median over {settings.detect_window} steps leaving its own level by more "
+                     f"than x{settings.detect_factor:g}; robocl.continual.changepoint)")
     # Data per regime for forgetting: the per-label reservoir, or the time-bucket one mapped to segments.
     by: dict[str, list] = {}
     for res in (reservoir, bucket_reservoir):

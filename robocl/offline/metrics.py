@@ -1,7 +1,7 @@
 """Metric functions over per-transition error series (plain numpy; hand-checkable).
 
-- regime changes: where the label changes (`label_changes`), or, without labels, where the median
-  error of the reference model jumps by a factor (`detect_changes`);
+- regime changes: where the label changes (`label_changes`) (without labels the evaluator detects them
+  with robocl.continual.changepoint, the one change detector);
 - `time_to_adapt`: steps after a change until the error is back within (1 + tolerance) of the
   pre-change level;
 - `forgetting`: error of the final model on an earlier regime minus its error at the end of that regime.
@@ -32,28 +32,6 @@ def label_changes(labels: list[str | None]) -> list[Change]:
             out.append(Change(i, prev, label))
         prev = label
     return out
-
-
-def detect_changes(errors: np.ndarray, window: int = 10, factor: float = 3.0, min_gap: int | None = None) -> list[int]:
-    """Change points in an error series: the median of the next `window` errors differs from the median
-    of the previous `window` by more than `factor` (either way); the strongest point per `min_gap` steps."""
-    e = np.asarray(errors, dtype=float)
-    n = len(e)
-    min_gap = min_gap or 2 * window
-    if n < 2 * window:
-        return []
-    eps = 1e-12
-    fires = np.zeros(n, dtype=bool)
-    rank = np.zeros(n)  # the mean ratio peaks at the change itself (the median ratio is flat around it)
-    for i in range(window, n - window + 1):
-        before, after = e[i - window:i], e[i:i + window]
-        fires[i] = abs(np.log((np.median(after) + eps) / (np.median(before) + eps))) > np.log(factor)
-        rank[i] = abs(np.log((after.mean() + eps) / (before.mean() + eps)))
-    points: list[int] = []
-    for i in np.argsort(-rank, kind="stable"):
-        if fires[i] and all(abs(int(i) - p) >= min_gap for p in points):
-            points.append(int(i))
-    return sorted(points)
 
 
 def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
