@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 from robocl_ros.convert import safe_command
 
+from robocl.continual.changepoint import ChangeDetector
 from robocl.control import Controller
 from robocl.tasks.waypoints import WaypointMission
 from robocl.utils.io import atomic_torch_save
@@ -93,33 +94,16 @@ Mission = WaypointMission  # positions of any dimension (2 for the UGV, 3 for th
 
 
 class RegimeMonitor:
-    """Flags a regime change when the recent one-step prediction error jumps above its running level.
+    """Counts regime changes in the Controller's one-step prediction errors with robocl's one change
+    detector (robocl.continual.changepoint.ChangeDetector: the recent median against the error's own level)."""
 
-    Errors are the Controller's normalised squared errors; a detection needs the short-window mean to
-    exceed `ratio` x the long-window mean and `floor`, and then waits `window_long` steps.
-    """
-
-    def __init__(self, window_short: int = 5, window_long: int = 50, ratio: float = 4.0, floor: float = 0.5) -> None:
-        self.short: deque[float] = deque(maxlen=window_short)
-        self.long: deque[float] = deque(maxlen=window_long)
-        self.ratio, self.floor = ratio, floor
-        self.cooldown = 0
+    def __init__(self, window: int = 18, factor: float = 4.0, warmup: int = 50) -> None:
+        self.detector = ChangeDetector(window, factor, warmup)
         self.detections = 0
 
     def update(self, err: float) -> bool:
-        if not math.isfinite(err):
-            return False
-        self.short.append(err)
-        detected = False
-        if self.cooldown > 0:
-            self.cooldown -= 1
-        elif len(self.short) == self.short.maxlen and len(self.long) >= self.short.maxlen:
-            recent, level = float(np.mean(self.short)), float(np.mean(self.long))
-            if recent > self.floor and recent > self.ratio * max(level, 1e-9):
-                self.detections += 1
-                self.cooldown = self.long.maxlen
-                detected = True
-        self.long.append(err)
+        detected = self.detector.update(err)
+        self.detections += int(detected)
         return detected
 
 

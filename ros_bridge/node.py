@@ -78,10 +78,13 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
                                           f"{cfg.robot.name}-{cfg.dynamics.kind}{tag}-node.pt")
     values = defaults(cfg)
     check_learning(cfg, values)
-    for key in ("ros.status_period_s", "ros.regime.ratio", "ros.regime.floor"):
-        check.number(cfg, key, lo=0, lo_open=True)
-    for key in ("ros.regime.window_short", "ros.regime.window_long", "ros.seed"):
+    check.number(cfg, "ros.status_period_s", lo=0, lo_open=True)
+    check.number(cfg, "ros.regime.factor", lo=1, lo_open=True)
+    for key in ("ros.regime.window", "ros.regime.warmup", "ros.seed"):
         check.number(cfg, key, lo=0 if key == "ros.seed" else 1, integer=True)
+    if int(cfg.ros.regime.warmup) < int(cfg.ros.regime.window):
+        raise UsageError(f"ros.regime.warmup={cfg.ros.regime.warmup}: must be >= ros.regime.window "
+                         f"({cfg.ros.regime.window})")
     check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True)
     return values
 
@@ -166,7 +169,7 @@ def run_node(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
             waypoint_timeout_s=float(cfg.task.waypoint_timeout_s), status_period_s=float(cfg.ros.status_period_s),
             checkpoint_path=str(cfg.ros.checkpoint.path), checkpoint_every_s=float(values["checkpoint_every_s"]))
         r = cfg.ros.regime
-        regime = RegimeMonitor(int(r.window_short), int(r.window_long), float(r.ratio), float(r.floor))
+        regime = RegimeMonitor(int(r.window), float(r.factor), int(r.warmup))
         clock = SimClock() if transport.use_sim_time else WallClock()
         low, high = np.asarray(cfg.robot.action_low, float), np.asarray(cfg.robot.action_high, float)
         core = NodeCore(controller, transport, settings, set_goal, low, high, clock, log, regime)
