@@ -320,7 +320,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     sink.extra["continual"] = {"tasks": names, "runs": details,
                                "metric": "dyn: one-step nMSE = MSE/Var per task (1 - R^2); acc = 1 - nMSE"}
 
-    def shared(todo: list[Unit]) -> dict[str, Any]:
+    def build_shared(todo: list[Unit]) -> dict[str, Any]:
         """The tasks' data, collected once per seed that still has units to run, for every strategy."""
         env = spec["target"].make_env()
         seeds = [s for s in spec["seeds"] if any(u.params["seed"] == s for u in todo)]
@@ -332,7 +332,8 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
                          f"{row['forgetting']:.4f} plan_old {row.get('plan_success_old', float('nan')):.3f}")
 
     plan = units(spec)
-    ledger = fan_out(cfg, run_dir, progress, sink, plan, run_unit, shared, on_result=on_result)
+    ledger = fan_out(cfg, run_dir, progress, sink, plan, run_unit, None, on_result=on_result,
+                     build_shared=build_shared)
     details.update({key.replace("|", "/"): detail for key, detail in ledger.details(plan).items()})
     summary = write_reports(run_dir, sink, names)
     print(summary + f"\n\nreport: {run_dir / 'continual.md'}\n")

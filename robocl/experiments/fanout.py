@@ -46,11 +46,12 @@ def resuming(cfg: DictConfig) -> bool:
 
 
 def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: list[Unit], fn: UnitFn, shared: Any,
-            logger: Any = None, on_result: Callable[[UnitResult], None] | None = None) -> UnitLedger:
+            logger: Any = None, on_result: Callable[[UnitResult], None] | None = None,
+            build_shared: Callable[[list[Unit]], Any] | None = None) -> UnitLedger:
     """Run the units not finished yet; every finished unit rewrites results.json (canonical order).
 
-    `shared`: the artifacts every unit gets, or a function of the units still to run that builds
-    them (so a resumed run builds only what its remaining units need). Failed units are listed in
+    `shared`: the artifacts every unit gets; or `build_shared(units still to run)` builds them (so a
+    resumed run builds only what its remaining units need). Failed units are listed in
     results.json (`failed_units`) and make robocl-run exit 1 at the end.
     """
     keys = [u.key for u in units]
@@ -84,7 +85,7 @@ def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: lis
         if on_result is not None:
             on_result(result)
 
-    if callable(shared):
-        shared = shared(todo) if todo else None
+    if build_shared is not None:
+        shared = build_shared(todo) if todo else None
     run_units(fn, shared, todo, executor_settings(cfg), finished, progress, keep_steps)
     return ledger
