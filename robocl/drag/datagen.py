@@ -46,7 +46,7 @@ from robocl_envs.articulated import MAX_PARTS, CabinetEnv, drag_to_delta, sample
 from robocl_envs.pointcloud import part_motion
 from tqdm import tqdm
 
-from robocl.cli.args import OneLineParser, positive_int
+from robocl.utils.args import OneLineParser, positive_int
 from robocl.utils.io import atomic_write, atomic_write_json
 
 FORMAT = "robocl.drag/1"

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from robocl_envs.quad_tasks import FigureEight, Reference, hover
 
-from robocl.cli.args import OneLineParser, positive_float
+from robocl.utils.args import OneLineParser, positive_float
 from robocl.utils.io import atomic_write
 
 STATE_COLUMNS = ("x", "y", "z", "vx", "vy", "vz", "qw", "qx", "qy", "qz", "wx", "wy", "wz")

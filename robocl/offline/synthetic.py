@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from robocl.cli.args import OneLineParser, positive_float
 from robocl.offline.recording import BagRecorder
+from robocl.utils.args import OneLineParser, positive_float
 
 GAINS = [(1.0, 1.0), (2.0, 2.0), (-1.0, 1.0), (0.5, 1.5)]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from robocl.refiners.afm import AFMFlow, AFMNet, AFMShape
 from robocl.refiners.afm_data import AFMData
-from robocl.utils.io import atomic_torch_save, atomic_write_json
+from robocl.utils.io import atomic_torch_save
 
 AFM_VERSION = 1  # bump when data generation or the network changes so stale caches are not reused
 RUNTIME_KEYS = ("factory", "cache_dir", "solver", "steps", "threshold", "cooldown")  # not in the cache key
@@ -231,37 +230,3 @@ def ensure_checkpoint(node: Any, robot: Any, model: Any, log: Callable[..., None
     log(f"afm: cached the refiner at {path} (val |a-a*| {info['val_transport_mae']:.3f}, "
         f"identity {info['val_identity_mae']:.3f})")
     return net, info, path
-
-
-# ---- CLI ----------------------------------------------------------------------------------------
-def _retrain(cfg: DictConfig, run_dir: Path) -> int:
-    from robocl.cli.app import UsageError
-    from robocl.eval.progress import progress_bar
-    from robocl.experiments.common import pretrained_model
-
-    if str(cfg.refiner.get("kind")) != "afm":
-        raise UsageError(f"refiner={cfg.refiner.get('kind')}: afm_train trains the AFM refiner; use refiner=afm "
-                         "or an AFM experiment (experiment=ugv_afm)")
-    with progress_bar(bool(cfg.runtime.progress)) as progress:
-        model, _ = pretrained_model(cfg, log=progress.log)
-        net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, model, log=progress.log, progress=progress,
-                                            retrain=True)
-    atomic_write_json(run_dir / "afm_train.json", {"checkpoint": str(path), **info})
-    print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=2))
-    print(f"checkpoint: {path}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    from robocl.cli.app import run_app
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not any(a.split("=", 1)[0].lstrip("+") == "experiment" for a in args):
-        args.insert(0, "experiment=ugv_afm")
-    sys.exit(run_app("python -m robocl.refiners.afm_train",
-                     "Regenerate AFM training data and retrain the refiner (cached under runtime.cache_dir).",
-                     _retrain, argv=args))
-
-
-if __name__ == "__main__":
-    main()

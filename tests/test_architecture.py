@@ -1,0 +1,81 @@
+"""The import rules, checked on the source: no import cycles between modules (module-level imports,
+`TYPE_CHECKING` blocks excluded) in robocl, robocl_ros and robocl_envs, and nothing outside
+`robocl/cli` imports `robocl.cli` (at any level): the command line is the outermost layer."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"robocl": ROOT / "robocl", "robocl_ros": ROOT / "ros_bridge", "robocl_envs": ROOT / "envs"}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = [package, *path.relative_to(folder).with_suffix("").parts]
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imported(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return set()
+
+
+def module_level_imports(tree: ast.Module) -> set[str]:
+    """Imports that run when the module is imported (not inside functions, not under TYPE_CHECKING)."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            found.update(imported(node))
+            for field in ("body", "orelse", "finalbody"):
+                visit(getattr(node, field, []) if not isinstance(node, ast.ClassDef) or field == "body" else [])
+            for handler in getattr(node, "handlers", []):
+                visit(handler.body)
+
+    visit(tree.body)
+    return found
+
+
+def test_no_import_cycles():
+    mods = modules()
+    graph = {m: {i for i in module_level_imports(ast.parse(p.read_text())) if i in mods and i != m}
+             for m, p in mods.items()}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def dfs(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                dfs(n, [*stack, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            dfs(m, [m])
+    assert len(mods) > 100 and not cycles, cycles[:5]
+
+
+def test_nothing_outside_the_cli_imports_it():
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith("robocl.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if any(i == "robocl.cli" or i.startswith("robocl.cli.") for i in imported(node)):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders
