@@ -79,3 +79,16 @@ def test_nothing_outside_the_cli_imports_it():
             if any(i == "robocl.cli" or i.startswith("robocl.cli.") for i in imported(node)):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_the_robots_control_path_does_not_import_lightning():
+    """Strategies, planners and the controller run on the robot; Lightning is loaded only to train offline.
+    (The AFM refiner integrates its flow with torchdyn, which imports Lightning itself.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys; import robocl.control, robocl.planning.mppi, robocl.dynamics.ensemble, robocl.continual.ewc, "
+            "robocl.continual.si, robocl.continual.coreset, robocl.continual.multitask, robocl.continual.hypercrl, "
+            "robocl.continual.online; print('pytorch_lightning' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", (proc.stdout, proc.stderr[-2000:])

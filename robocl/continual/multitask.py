@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 
 from robocl.continual.trainable import TrainableStrategy, common_kwargs, normalizers_fitted
-from robocl.continual.trainer import fit_task
 from robocl.dynamics.base import DynamicsModel, Transitions
 
 
@@ -51,6 +50,8 @@ class Multitask(TrainableStrategy):
         ids = torch.cat([torch.full((len(d),), t, dtype=torch.long)
                          for d, t in zip([*self.seen, data], [*self.seen_tasks, self.task_id])])
         cfg = self.train_cfg
+        from robocl.continual.trainer import fit_task  # Lightning: loaded when a task is trained offline
+
         fit_task(self, union, cfg.epochs, cfg.batch_size, cfg.lr, seed=self.seed + 1000 * self.task_id,
                  eval_every=self.eval_every, eval_hook=self.eval_hook, extra=(ids,))
         self._task_data = data

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -20,8 +20,10 @@ from torch import Tensor
 from robocl.continual.base import ContinualStrategy
 from robocl.continual.detect import RegimeDetector
 from robocl.continual.online import RecentBuffer
-from robocl.continual.trainer import EvalHook, fit_task
 from robocl.dynamics.base import DynamicsModel, Transitions
+
+if TYPE_CHECKING:  # the trainer (and Lightning) is imported only when offline training runs
+    from robocl.continual.trainer import EvalHook
 
 
 @dataclass
@@ -110,6 +112,8 @@ class TrainableStrategy(ContinualStrategy):
             self.model.fit_normalizers(data)
         self._task_data = data
         cfg = self.train_cfg
+        from robocl.continual.trainer import fit_task  # Lightning: loaded when a task is trained offline
+
         fit_task(self, data, cfg.epochs, cfg.batch_size, cfg.lr, seed=self.seed + 1000 * self.task_id,
                  eval_every=self.eval_every, eval_hook=self.eval_hook)
 
