@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from robocl.control import Controller
+from robocl.offline.metrics import label_changes
 from robocl.planning.costs import WaypointCost
-from robocl.tasks.tracking import distance_to_polyline, recovery_steps, regime_changes, tracking_rmse
+from robocl.tasks.tracking import distance_to_polyline, recovery_steps, tracking_rmse
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
 
@@ -94,6 +95,7 @@ def run_waypoint_episode(
         "steps": len(trace.actions),
     }
     on_course = np.asarray(off_leg) <= recovery_threshold
-    for j, change in enumerate(regime_changes(trace.regimes), 1):
-        metrics[f"recovery_steps_c{j}"] = recovery_steps(on_course, change, recovery_hold, finished=mission.done)
+    for j, change in enumerate(label_changes(trace.regimes), 1):
+        metrics[f"recovery_steps_c{j}"] = recovery_steps(on_course, change.index, recovery_hold,
+                                                          finished=mission.done)
     return metrics, trace

@@ -62,11 +62,12 @@ def test_ugv_afm_runs_end_to_end_with_intervals(tmp_path, capsys):
 
 
 def test_recovery_steps_by_hand():
-    from robocl.tasks.tracking import recovery_steps, regime_changes
+    from robocl.offline.metrics import label_changes
+    from robocl.tasks.tracking import recovery_steps
 
     on = np.array([1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0], dtype=bool)
     assert recovery_steps(on, 2, 3) == 5  # from step 2, the first 3-step on-course run starts at step 7
     assert recovery_steps(on, 0, 2) == 0  # it was on course at the change
     assert recovery_steps(on, 8, 4) is None  # steps 8..11: one off-course step at the end
     assert recovery_steps(on[:11], 8, 4, finished=True) == 0  # on course until the course was finished
-    assert regime_changes(["nominal", "nominal", "g", "g", "nominal"]) == [2, 4]
+    assert [c.index for c in label_changes(["nominal", "nominal", "g", "g", "nominal"])] == [2, 4]

@@ -34,8 +34,3 @@ def recovery_steps(on_course: np.ndarray, start: int, hold: int, finished: bool 
     runs = np.convolve(flags.astype(int), np.ones(hold, dtype=int), mode="valid") == hold
     first = np.flatnonzero(runs)
     return int(first[0]) if len(first) else None
-
-
-def regime_changes(regimes: list[str]) -> list[int]:
-    """Steps at which the regime label differs from the step before."""
-    return [i for i in range(1, len(regimes)) if regimes[i] != regimes[i - 1]]
