@@ -109,12 +109,11 @@ class UnitLedger:
         return [{"unit": k, "error": v["error"], "log": str(Path("units") / log_name(k))}
                 for k, v in self.units.items() if v["status"] == "failed"]
 
-    def timing(self, units: list[Unit] | None = None) -> dict[str, Any]:
-        """Per-unit wall time, and the wall time its units would take on 1, 2, 16 and 64 workers
-        (`projected_wall_s`: the executor's schedule replayed on these times, in canonical order)."""
-        order = [u.key for u in units] if units is not None else list(self.units)
-        seconds = np.array([self.units[k]["seconds"] for k in order
-                            if self.units.get(k, {}).get("status") == "done"])
+    def timing(self, units: list[Unit]) -> dict[str, Any]:
+        """Per-unit wall time of the finished `units`, and the wall time they would take on 1, 2, 16 and 64
+        workers (`projected_wall_s`: the executor's schedule replayed on these times, in canonical order)."""
+        seconds = np.array([self.units[u.key]["seconds"] for u in units
+                            if self.units.get(u.key, {}).get("status") == "done"])
         if not len(seconds):
             return {"units": 0}
         median, p95 = np.percentile(seconds, [50, 95])
