@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from robocl_ros import RosUnavailable
 from robocl_ros.node import binding_for, log, transport_classes
 from robocl_ros.sim import SimCore, SimSettings
@@ -63,34 +63,49 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         sim_time=bool(cfg.ros.use_sim_time))
     gains = check.pair_list(cfg, "task.gains", dim=4 if binding.name == "quadrotor" else 2)
     waypoints = course(cfg)  # the whole config is checked before ROS is looked for
+    params = physics(cfg, binding.name)
     try:
         transport_classes(transport)
     except RosUnavailable as exc:
         raise UsageError(str(exc)) from None
-    return {"binding": binding, "hz": hz, "settings": settings, "course": waypoints, "gains": gains}
+    return {"binding": binding, "hz": hz, "settings": settings, "course": waypoints, "gains": gains,
+            "physics": params}
 
 
-def make_env(cfg: DictConfig, hz: float):
-    if cfg.robot.name == "quadrotor":
+def physics(cfg: DictConfig, robot: str) -> Any:
+    """The robot's physical regime for the whole run, from `task.physics`: `QuadParams` for the quadrotor
+    (payload_frac, motor_efficiency, wind, gust_std), `UGVParams` for the UGV, as robocl-run reads them."""
+    if robot == "quadrotor":
+        from robocl.robots.quadrotor import QUAD_PHYSICS_KEYS, regime_params
+
+        node = OmegaConf.to_container(cfg.task.physics, resolve=True) if cfg.task.get("physics") else {}
+        return regime_params({k: v for k, v in node.items() if k in QUAD_PHYSICS_KEYS})
+    from robocl_envs.ugv import UGVParams
+
+    # as robocl-run's ugv_continual reads it (not imported: it pulls in plotting)
+    return UGVParams(
+        payload_kg=check.number(cfg, "task.physics.payload_kg", lo=0),
+        friction=check.number(cfg, "task.physics.friction", lo=0, lo_open=True),
+        wheel_radius_scale=tuple(check.number_list(cfg, "task.physics.wheel_radius_scale", length=2)),
+        motor_strength=tuple(check.number_list(cfg, "task.physics.motor_strength", length=2)),
+    )
+
+
+def make_env(robot: str, hz: float, params: Any):
+    if robot == "quadrotor":
         from robocl_envs.quadrotor import QuadrotorEnv
 
         try:
-            return QuadrotorEnv(control_hz=hz, task="hover")
+            return QuadrotorEnv(params, control_hz=hz, task="hover")
         except ValueError as exc:
             raise UsageError(f"ros.sim.odom_hz={hz:g}: {exc}") from None
-    from robocl_envs.ugv import UGVEnv, UGVParams
+    from robocl_envs.ugv import UGVEnv
 
     try:
         env = UGVEnv(dt=1.0 / hz)
     except ValueError as exc:
         raise UsageError(f"ros.sim.odom_hz={hz:g}: {exc}") from None
-    # the task.physics regime, as robocl-run's ugv_continual reads it (not imported: it pulls in plotting)
-    env.set_params(UGVParams(
-        payload_kg=check.number(cfg, "task.physics.payload_kg", lo=0),
-        friction=check.number(cfg, "task.physics.friction", lo=0, lo_open=True),
-        wheel_radius_scale=tuple(check.number_list(cfg, "task.physics.wheel_radius_scale", length=2)),
-        motor_strength=tuple(check.number_list(cfg, "task.physics.motor_strength", length=2)),
-    ))
+    env.set_params(params)
     return env
 
 
@@ -100,7 +115,7 @@ def run_sim(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
 
     spec = validate(cfg)
     binding = spec["binding"]
-    env = make_env(cfg, spec["hz"])
+    env = make_env(binding.name, spec["hz"], spec["physics"])
     _, sim_cls = transport_classes(str(cfg.ros.transport))
     topics = {"odom": str(cfg.ros.topics.odom), "waypoints": str(cfg.ros.topics.waypoints),
               "command": str(cfg.ros.topics.command or binding.default_command_topic)}

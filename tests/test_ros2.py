@@ -149,3 +149,42 @@ def test_ros2_node_starts_from_a_trained_model_and_drives_that_robot(env, foreig
     assert json.loads((tmp_path / "node" / "results.json").read_text())["model"] == str(foreign["model"])
     assert node_row["learned_transitions"] > 10  # it keeps learning on board from there, checkpointed
     assert ckpt.exists()
+
+
+QUAD_FOREIGN = ["task.physics.payload_frac=0.4", "task.physics.motor_efficiency=[0.8,1,1,1]"]
+
+
+@pytest.mark.slow
+def test_ros2_node_flies_a_foreign_quadrotor_from_its_trained_model(env, tmp_path, capsys, monkeypatch):
+    """The own-robot path on the quadrotor: flights of a quad with +40% mass and one motor at 80% recorded
+    with robocl-run record=, robocl-train on them, then robocl-ros model=PATH flies robocl-ros-sim with
+    those physics over the quad_square course on a real ROS 2 graph."""
+    from conftest import cli
+
+    from robocl.cli import run, train
+
+    monkeypatch.setenv("ROBOCL_CACHE_DIR", env["ROBOCL_CACHE_DIR"])
+    flight = ["experiment=quad_continual", "methods=[mppi]", "task.intervention=[0.0,1.0]", *QUAD_FOREIGN,
+              *QUAD_SMALL, f"record={tmp_path / 'rec'}"]
+    for task, seeds in (("figure_eight", "[0,1,2,3]"), ("waypoints", "[0]"), ("hover", "[0]")):
+        code, _, err = cli(run.main, [*flight, f"task.name={task}", f"seeds={seeds}",
+                                      f"hydra.run.dir={tmp_path / task}"], capsys)
+        assert code == 0, err
+    code, _, err = cli(train.main, ["robot=quadrotor", f"data={tmp_path / 'rec'}", "train.max_epochs=60",
+                                    "train.compare_sim=false", f"hydra.run.dir={tmp_path / 'train'}"], capsys)
+    assert code == 0, err
+    model = tmp_path / "train" / "model.pt"
+    sim_row, node_row, log = graph.drive_course(
+        tmp_path / "ros", env,
+        ["robot=quadrotor", *QUAD_FOREIGN, "ros.use_sim_time=true", "ros.sim.real_time_factor=0.5",
+         "ros.sim.max_time_s=40", "ros.sim.linger_s=0.5", "task.waypoint_timeout_s=10"],
+        ["robot=quadrotor", f"model={model}", "planner.population=200", "planner.horizon=10", "runtime.threads=1",
+         "ros.use_sim_time=true", "ros.watchdog.odom_timeout_s=0.2", "ros.watchdog.plan_deadline_s=0.2",
+         f"ros.checkpoint.path={tmp_path / 'q.pt'}"],
+        timeout=300)
+    print(f"ROS 2 foreign quadrotor from its trained model: success_rate={sim_row['success_rate']} "
+          f"({sim_row['waypoints_reached']}/{sim_row['waypoints_total']}), crashes={sim_row['crashes']}, "
+          f"learned {node_row['learned_transitions']} transitions on board")
+    assert f"loaded ensemble model {model}" in " ".join(log.split())
+    assert sim_row["crashes"] == 0 and sim_row["nonfinite_commands"] == 0
+    assert sim_row["success_rate"] >= 0.75, sim_row

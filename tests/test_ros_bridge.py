@@ -294,3 +294,30 @@ def test_launch_files_ship_with_the_package_and_name_real_parameters():
     pkg = files("robocl_ros")
     assert ET.fromstring(pkg.joinpath("package.xml").read_text()).findtext("name") == "robocl_ros"
     assert "robocl-ros ros.transport=ros1" in pkg.joinpath("scripts", "robocl_ros_node").read_text()
+
+
+def test_robocl_ros_sim_flies_the_quadrotor_with_task_physics():
+    """robocl-ros-sim robot=quadrotor task.physics.*: the simulated quad carries the payload and the weak
+    motor the user asked for (the foreign-robot acceptance flies it), as robocl-run's quad_continual does."""
+    from omegaconf import OmegaConf
+    from robocl_ros import simnode
+
+    cfg = OmegaConf.create({"task": {"physics": {"payload_kg": 0.0, "friction": 1.0, "payload_frac": 0.4,
+                                                 "motor_efficiency": [0.8, 1, 1, 1], "wind": [0, 0, 0],
+                                                 "gust_std": 0.0}}})
+    params = simnode.physics(cfg, "quadrotor")
+    assert params.payload_frac == 0.4 and params.motor_efficiency == (0.8, 1.0, 1.0, 1.0)
+    env = simnode.make_env("quadrotor", 25.0, params)
+    heavy = float(env.model.body_subtreemass[env.model.body("quad").id])
+    light = simnode.make_env("quadrotor", 25.0, simnode.physics(OmegaConf.create({"task": {}}), "quadrotor"))
+    assert heavy == pytest.approx(1.4 * float(light.model.body_subtreemass[light.model.body("quad").id]), rel=0.02)
+
+
+def test_robocl_ros_sim_bad_quadrotor_physics_is_one_line_exit_2(tmp_path, capsys):
+    from robocl.cli import ros_sim
+
+    with pytest.raises(SystemExit) as exit_:
+        ros_sim.main(["robot=quadrotor", "task.physics.motor_efficiency=[0.8,1]", f"hydra.run.dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "task.physics" in err and "motor_efficiency" in err and "Traceback" not in err, err

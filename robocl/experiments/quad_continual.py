@@ -30,20 +30,15 @@ from robocl.experiments.fanout import fan_out
 from robocl.methods import parse_methods
 from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.tracking import ReferenceTrackingCost
+from robocl.robots.quadrotor import regime_params
 from robocl.tasks.waypoints import GainSchedule
 from robocl.tracking_rollouts import run_tracking_episode
 
 TASKS = ("hover", "figure_eight", "waypoints")
 
 
-def regime_params(physics: Any, key: str = "task.physics"):
-    from robocl_envs.quadrotor import QuadParams
-
-    phys = OmegaConf.to_container(physics, resolve=True) if physics else {}
-    try:
-        return QuadParams(**phys)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{key}: {exc}") from None
+def _container(node: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True) if node else {}
 
 
 def conditions(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -51,7 +46,7 @@ def conditions(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     listed = OmegaConf.select(cfg, "task.conditions")
     if not listed:
         return {str(cfg.task.name): {"gains": check.pair_list(cfg, "task.gains", dim=4),
-                                     "params": regime_params(cfg.task.get("physics"))}}
+                                     "params": regime_params(_container(cfg.task.get("physics")))}}
     if not isinstance(listed, DictConfig):
         raise UsageError("task.conditions: must be a mapping NAME: {gains: [[...]], physics: {...}}")
     out = {}
@@ -60,7 +55,7 @@ def conditions(cfg: DictConfig) -> dict[str, dict[str, Any]]:
         if not isinstance(node, DictConfig) or set(node) - {"gains", "physics"}:
             raise UsageError(f"{key}: must be a mapping with keys gains and/or physics")
         gains = check.pair_list(cfg, f"{key}.gains", dim=4) if node.get("gains") is not None else [[1.0] * 4]
-        out[str(name)] = {"gains": gains, "params": regime_params(node.get("physics"), f"{key}.physics")}
+        out[str(name)] = {"gains": gains, "params": regime_params(_container(node.get("physics")), f"{key}.physics")}
     return out
 
 

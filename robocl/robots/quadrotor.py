@@ -6,10 +6,14 @@ ZYX Euler angles, body rates) — the observation of `robocl_envs.quadrotor.Quad
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from robocl.errors import UsageError
 from robocl.robots.codec import wrap_angle
 
 
@@ -53,3 +57,17 @@ def hold_altitude(target_z: float = 1.2, gain: float = 0.8, box: float = 3.0):
         return out
 
     return shape
+
+
+QUAD_PHYSICS_KEYS = ("payload_frac", "motor_efficiency", "wind", "gust_std")
+
+
+def regime_params(physics: Mapping[str, Any] | None, key: str = "task.physics") -> Any:
+    """`task.physics` as the env's `QuadParams` (payload, per-motor efficiency, wind, gusts); a bad
+    key or value is one line naming `key`. Shared by robocl-run's quadrotor experiments and robocl-ros-sim."""
+    from robocl_envs.quadrotor import QuadParams
+
+    try:
+        return QuadParams(**dict(physics or {}))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{key}: {exc}; accepted keys: {', '.join(QUAD_PHYSICS_KEYS)}") from None
