@@ -37,7 +37,7 @@ _API = {
     "PlanarBodyCodec": "robocl.robots.codec",
     "collect_exploration": "robocl.data",
     "train_offline": "robocl.dynamics.training",
-    "load_model": "robocl.experiments.common",
+    "load_model": "robocl.build.models",
     "UsageError": "robocl.errors",
 }
 

@@ -56,8 +56,8 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     from robocl.methods import parse_method
 
     parse_method(str(check.get(cfg, "ros.method")))
+    from robocl.build.models import adopt_model_settings, model_path
     from robocl.dynamics.artifact import file_fingerprint
-    from robocl.experiments.common import adopt_model_settings, model_path
 
     dt = check.number(cfg, "robot.dt", lo=0, lo_open=True)
     adopt_model_settings(cfg)  # model=PATH: checked against the robot; its dynamics settings apply
@@ -119,7 +119,9 @@ def validate(cfg: DictConfig) -> None:
 
 def build_controller(cfg: DictConfig, binding: RobotBinding):
     """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
-    from robocl.experiments.common import make_controller, make_model, pretrained_model
+    from robocl.build.controller import make_controller
+    from robocl.build.models import make_model
+    from robocl.build.pretrained import pretrained_model
     from robocl.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))

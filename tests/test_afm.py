@@ -10,9 +10,9 @@ import robocl_envs  # noqa: F401
 import torch
 from omegaconf import OmegaConf
 
+from robocl.build.models import make_model
 from robocl.cli.app import compose
 from robocl.dynamics.training import train_offline
-from robocl.experiments.common import make_model
 from robocl.refiners.afm import SOLVERS, AFMFlow, AFMNet, AFMRefiner, AFMShape
 from robocl.refiners.afm_data import AFMData
 from robocl.refiners.afm_train import ensure_checkpoint, train_net, transport_error

@@ -1,6 +1,7 @@
 """The import rules, checked on the source: no import cycles between modules (module-level imports,
 `TYPE_CHECKING` blocks excluded) in robocl, robocl_ros and robocl_envs, and nothing outside
-`robocl/cli` imports `robocl.cli` (at any level): the command line is the outermost layer."""
+`robocl/cli` imports `robocl.cli` (at any level): the command line is the outermost layer. Models and
+controllers are assembled by `robocl.build`, which the ROS node uses instead of the experiment runners."""
 
 from __future__ import annotations
 
@@ -79,6 +80,31 @@ def test_nothing_outside_the_cli_imports_it():
             if any(i == "robocl.cli" or i.startswith("robocl.cli.") for i in imported(node)):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def imports_anywhere(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in the file, at any level (functions included)."""
+    return [(node.lineno, i) for node in ast.walk(ast.parse(path.read_text())) for i in sorted(imported(node))]
+
+
+def under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_ros_node_builds_through_robocl_build_not_the_experiments():
+    """robocl_ros assembles its controller with robocl.build; the experiment runners are not its layer."""
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in modules().items()
+                 if under(name, "robocl_ros") for line, i in imports_anywhere(path) if under(i, "robocl.experiments")]
+    assert not offenders, offenders
+
+
+def test_the_build_layer_imports_no_layer_above_it():
+    """robocl.build is what commands, the ROS node and the runners build with, so it imports none of them."""
+    above = ("robocl.cli", "robocl_ros", "robocl.experiments")
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in modules().items()
+                 if under(name, "robocl.build") for line, i in imports_anywhere(path)
+                 if any(under(i, a) for a in above)]
+    assert "robocl.build.pretrained" in modules() and not offenders, offenders
 
 
 def test_the_robots_control_path_does_not_import_lightning():

@@ -14,10 +14,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from robocl.build.models import make_model
 from robocl.cli.app import compose
 from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
-from robocl.experiments.common import make_model
 from robocl.planning.costs import WaypointCost
 from robocl.planning.mppi import MPPI
 from robocl.refiners.base import Refiner

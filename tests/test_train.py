@@ -205,8 +205,8 @@ def test_afm_refiner_for_a_robot_known_only_by_its_learned_model(foreign, tmp_pa
     assert "afm: simulating" not in err  # found in the cache, not trained again
     assert results(tmp_path / "e")["summary"]["afm"]["action_mse"] is not None
     # the learned-model simulator applies a regime's gains to the command, as the MuJoCo envs do
+    from robocl.build.models import model_from_artifact
     from robocl.cli.app import compose
-    from robocl.experiments.common import model_from_artifact
 
     cfg, _ = compose([f"model={model_path}", *SMALL])
     model, _ = model_from_artifact(cfg, log=lambda *_: None)

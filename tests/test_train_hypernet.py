@@ -86,8 +86,8 @@ def results(run_dir: Path) -> dict:
 
 
 def load(model_path: Path, dynamics: str = "hypernet"):
+    from robocl.build.models import model_from_artifact
     from robocl.cli.app import compose
-    from robocl.experiments.common import model_from_artifact
 
     cfg, _ = compose([f"model={model_path}", f"dynamics={dynamics}", "runtime.progress=false"], "eval")
     return model_from_artifact(cfg, log=lambda *_: None)

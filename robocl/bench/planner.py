@@ -12,7 +12,8 @@ import torch
 from omegaconf import DictConfig
 
 from robocl.bench.timing import interleaved_times, ratio_summary, timing_row
-from robocl.experiments.common import make_model, model_path, pretrained_model
+from robocl.build.models import make_model, model_path
+from robocl.build.pretrained import pretrained_model
 from robocl.planning.costs import WaypointCost
 from robocl.planning.factory import mppi as build_mppi
 

@@ -15,8 +15,8 @@ from robocl.utils.io import atomic_write_json
 
 
 def _retrain(cfg: DictConfig, run_dir: Path) -> int:
+    from robocl.build.pretrained import pretrained_model
     from robocl.eval.progress import progress_bar
-    from robocl.experiments.common import pretrained_model
     from robocl.refiners.afm_train import ensure_checkpoint
 
     if str(cfg.refiner.get("kind")) != "afm":

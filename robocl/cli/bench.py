@@ -30,7 +30,7 @@ def run_bench(cfg: DictConfig, run_dir: Path) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """`model=PATH` (a robocl-train model to time) fits the robot, before the run directory exists."""
-    from robocl.experiments.common import adopt_model_settings
+    from robocl.build.models import adopt_model_settings
 
     adopt_model_settings(cfg)
 

@@ -122,7 +122,7 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_model(cfg: DictConfig) -> None:
     """model=PATH fits the robot and data.period (one line if not), before the run directory exists."""
-    from robocl.experiments.common import adopt_model_settings
+    from robocl.build.models import adopt_model_settings
 
     adopt_model_settings(cfg, period=check.number(cfg, "data.period", lo=0, lo_open=True))
 
@@ -130,7 +130,8 @@ def _check_model(cfg: DictConfig) -> None:
 def _check_period(cfg: DictConfig) -> None:
     """Another data.period than robot.dt pretrains the nominal model at that period, which needs a
     simulator that takes `dt` (the UGV's); the quadrotor's runs at robot.control_hz."""
-    from robocl.experiments.common import model_path, nominal_env
+    from robocl.build.models import model_path
+    from robocl.robots.spec import nominal_env
 
     period = check.number(cfg, "data.period", lo=0, lo_open=True)
     dt = check.number(cfg, "robot.dt", lo=0, lo_open=True)
@@ -160,9 +161,9 @@ def _export(cfg: DictConfig, mapping, episodes) -> int:
 def evaluate(cfg: DictConfig, run_dir: Path) -> int:
     import torch
 
+    from robocl.build.pretrained import pretrained_model, simulator_pretrained_model
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import pretrained_model, simulator_pretrained_model
     from robocl.factory import build
     from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
     from robocl.offline.plots import plot_errors

@@ -26,7 +26,7 @@ HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_medi
 
 def validate_experiment(cfg: DictConfig) -> None:
     """The robot has a simulator, `model=PATH` fits it, and the runner module's own `validate(cfg)`."""
-    from robocl.experiments.common import adopt_model_settings
+    from robocl.build.models import adopt_model_settings
     from robocl.robots.spec import require_simulator
 
     require_simulator(cfg.robot, f"robocl-run experiment={cfg.get('experiment_name')} (a simulation)")

@@ -97,11 +97,12 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     import numpy as np
     import torch
 
+    from robocl.build.models import make_model
+    from robocl.build.pretrained import simulator_pretrained_model
     from robocl.dynamics.artifact import save_model
     from robocl.dynamics.training import fit
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.experiments.common import make_model, simulator_pretrained_model
     from robocl.offline.dataset import read_recorded, split_validation, task_ids
     from robocl.offline.readers import DataError
     from robocl.train.errors import horizon_errors
@@ -290,7 +291,7 @@ def task_errors(model, scale, tasks: list[str], nominal: str, val_data, horizon:
 
 def simulator_runs_at(cfg: DictConfig, spec, period: float) -> bool:
     """Whether the robot's simulator model can be pretrained at `period` (the UGV's env takes `dt`)."""
-    from robocl.experiments.common import nominal_env
+    from robocl.robots.spec import nominal_env
 
     return abs(period - spec.dt) <= 1e-12 or "dt" in nominal_env(cfg.robot)[0]
 

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from robocl import config_check as check
+from robocl.build.models import make_codec
 from robocl.continual.base import ContinualStrategy
 from robocl.continual.trainable import TrainableStrategy
 from robocl.control import Controller
@@ -31,7 +32,6 @@ from robocl.errors import UsageError
 from robocl.eval import continual as cm
 from robocl.eval.sink import ResultSink
 from robocl.experiments.cl_robots import make_target
-from robocl.experiments.common import make_codec
 from robocl.experiments.fanout import fan_out
 from robocl.factory import build, load_callable
 from robocl.parallel.units import Unit, UnitContext, UnitProgress

@@ -17,15 +17,17 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig, OmegaConf
 
 from robocl import config_check as check
+from robocl.build.controller import make_controller
 from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, make_controller, nominal_models, refiner_stats
+from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats
 from robocl.experiments.fanout import fan_out
 from robocl.methods import parse_methods
 from robocl.parallel.units import Unit, UnitContext

@@ -188,7 +188,7 @@ def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
     import gymnasium as gym
     import robocl_envs  # noqa: F401  (registers the envs)
 
-    from robocl.experiments.common import nominal_env
+    from robocl.robots.spec import nominal_env
 
     generator = load_callable(str(node.data.generator), "refiner.data.generator")
     env = gym.make(str(robot.env_id), **nominal_env(robot)[0]).unwrapped

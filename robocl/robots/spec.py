@@ -185,3 +185,13 @@ def require_simulator(node: Any, what: str) -> None:
     if not node.get("env_id"):
         raise UsageError(f"robot={node.get('name')}: this robot has no simulator (robot.env_id is empty), so {what} "
                          "cannot run on it; robocl-train, robocl-eval and robocl-ros work with robot files alone")
+
+
+def nominal_env(robot: Any) -> tuple[dict[str, Any], Any]:
+    """(env kwargs, exploration shaping) of a robot's nominal simulator, as every runner builds it,
+    so they share one cached pretrained model (the kwargs are part of its cache key)."""
+    if str(robot.name) == "quadrotor":
+        from robocl.robots.quadrotor import hold_altitude
+
+        return {"control_hz": float(robot.control_hz)}, hold_altitude()
+    return {"dt": float(robot.dt)}, None

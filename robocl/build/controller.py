@@ -1,0 +1,39 @@
+"""Config -> Controller: a fresh controller (its own model copy, strategy, planner, refiner) for one run."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from robocl.continual.base import ContinualStrategy
+from robocl.control import Controller
+from robocl.dynamics.base import DynamicsModel
+from robocl.factory import build, load_callable
+from robocl.methods import MethodSpec
+from robocl.planning.base import CostFn
+from robocl.refiners.base import Refiner
+
+
+def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
+                    seed: int, refiner_net: Any = None) -> Controller:
+    """A fresh controller for one run: its own copy of the model, strategy, planner and refiner
+    (`refiner_net`: the AFM network built before fan-out; without it the refiner loads its checkpoint).
+
+    The global torch RNG is re-seeded too (bootstrap resampling in online learning draws from it),
+    so a run's result does not depend on which runs came before it in the same process.
+    """
+    torch.manual_seed(seed)
+    model = copy.deepcopy(base_model).eval()
+    strategy = (build(cfg.continual, "continual", model=model, seed=seed) if method.online
+                else ContinualStrategy(model))
+    planner_factory = load_callable(f"robocl.planning.factory:{method.planner}")
+    planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
+                              reset_particles=model.reset_particles)
+    refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed,
+                     net=None if refiner_net is None else copy.deepcopy(refiner_net))
+               if method.refine else Refiner())
+    return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float))
