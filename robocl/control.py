@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from robocl.continual.base import ContinualStrategy
 from robocl.dynamics.base import DynamicsModel, Transitions
 from robocl.planning.base import SamplingPlanner
 from robocl.refiners.base import Refiner
+
+LAST_PLAN: Any = object()  # `Controller.observe`'s default: the plan of the last `act`
 
 
 @dataclass
@@ -60,6 +63,11 @@ class Controller:
         self.state_limit = state_limit
         self.stats = ControllerStats()
         self._last_planned: torch.Tensor | None = None
+
+    @property
+    def last_planned(self) -> torch.Tensor | None:
+        """The planner's action at the last `act` (before refining); None after a reset or a safe action."""
+        return self._last_planned
 
     def reset(self) -> None:
         self.planner.reset()
@@ -117,8 +125,15 @@ class Controller:
         self._last_planned = None
         return self.safe_action.copy()
 
-    def observe(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
-        """Learn from the executed transition (skipped if any part of it is not finite)."""
+    def observe(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray,
+                planned: torch.Tensor | None = LAST_PLAN) -> None:
+        """Learn from the executed transition (skipped if any part of it is not finite).
+
+        The prediction error is measured for the plan the action came from: `planned`, by default the last
+        `act`'s (`last_planned`); a caller that has acted again since passes the one it kept (None: no plan,
+        the executed action is used)."""
+        if planned is LAST_PLAN:
+            planned = self._last_planned
         try:
             state, action, next_state = (np.asarray(x, dtype=float) for x in (state, action, next_state))
         except (TypeError, ValueError):
@@ -129,7 +144,7 @@ class Controller:
         s = torch.as_tensor(state, dtype=torch.float32)[None]
         a = torch.as_tensor(action, dtype=torch.float32)[None]
         s2 = torch.as_tensor(next_state, dtype=torch.float32)[None]
-        planned = self._last_planned[None] if self._last_planned is not None else a
+        planned = planned[None] if planned is not None else a
         with torch.inference_mode():
             predicted = self.model.predict(s, planned)[0]
             err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)

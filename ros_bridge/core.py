@@ -339,7 +339,7 @@ class NodeCore:
                 self._log_cycle(scheduled, tick, odom, math.nan, math.nan, "idle")
                 return
         self.set_goal(mission.goal)
-        planned_before = getattr(self.controller, "_last_planned", None)
+        planned_before = self.controller.last_planned
         with self._pub_lock:
             self._plan_abandoned = False
         self._plan_started = time.monotonic()
@@ -370,12 +370,9 @@ class NodeCore:
         gap = (odom.stamp or odom.rx) - prev[2]
         if abs(gap - self.settings.model_dt) > self.settings.learn_dt_tolerance * self.settings.model_dt:
             return  # not one model step apart (dropped or late odometry): not a valid transition
-        # Controller.observe compares against the plan made from the *previous* state
-        planned_now = getattr(self.controller, "_last_planned", None)
-        self.controller._last_planned = planned_before
+        # compared against the plan made from the *previous* state (this cycle's act has planned since)
         n_err = len(self.controller.stats.pred_sq_err)
-        self.controller.observe(prev[0], prev[1], odom.state)
-        self.controller._last_planned = planned_now
+        self.controller.observe(prev[0], prev[1], odom.state, planned=planned_before)
         self.learned += 1
         if len(self.controller.stats.pred_sq_err) > n_err and self.regime.update(
                 self.controller.stats.pred_sq_err[-1]):

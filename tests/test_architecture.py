@@ -107,6 +107,50 @@ def test_the_build_layer_imports_no_layer_above_it():
     assert "robocl.build.pretrained" in modules() and not offenders, offenders
 
 
+def private_names(tree: ast.Module) -> set[str]:
+    """`_name`s a module defines on its objects: `self._x = ...` / `cls._x = ...`, methods and class attributes."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                targets = item.targets if isinstance(item, ast.Assign) else [getattr(item, "target", None)]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+              and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def private_uses(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, name) of every `obj._name` (obj not self/cls) and getattr/setattr/hasattr(obj, "_name")."""
+    uses = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            uses.append((node.lineno, node.attr))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+              and node.args[1].value.startswith("_") and not node.args[1].value.startswith("__")):
+            uses.append((node.lineno, node.args[1].value))
+    return uses
+
+
+def test_no_module_reads_another_modules_private_fields():
+    """A `_name` that robocl defines on its objects (e.g. Controller._last_planned) is used only in the module
+    that defines it; other modules go through a public attribute or method (Controller.last_planned)."""
+    trees = {name: ast.parse(path.read_text()) for name, path in modules().items()}
+    defined = {name: private_names(tree) for name, tree in trees.items()}
+    assert "_last_planned" in defined["robocl.control"]
+    offenders = [f"{modules()[name].relative_to(ROOT)}:{line} {attr} (defined in "
+                 f"{', '.join(m for m, d in defined.items() if attr in d)})"
+                 for name, tree in trees.items() for line, attr in private_uses(tree)
+                 if attr not in defined[name] and any(attr in d for d in defined.values())]
+    assert not offenders, offenders
+
+
 def test_the_robots_control_path_does_not_import_lightning():
     """Strategies, planners and the controller run on the robot; Lightning is loaded only to train offline.
     (The AFM refiner integrates its flow with torchdyn, which imports Lightning itself.)"""

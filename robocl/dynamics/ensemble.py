@@ -66,7 +66,7 @@ class GaussianEnsemble(DynamicsModel):
         return mean, logvar
 
     @torch.no_grad()
-    def _member_means(self, x: Tensor) -> Tensor:
+    def member_means(self, x: Tensor) -> Tensor:
         """Planning hot path: means only (no log-variance head), in-place activations."""
         for layer in self.hidden:
             x = F.silu(layer(x), inplace=True)
@@ -102,7 +102,7 @@ class GaussianEnsemble(DynamicsModel):
         if pad:
             inputs = torch.cat([inputs, inputs[:pad]], dim=0)
         # Chunk layout: member m handles particles m*per .. (m+1)*per-1.
-        mean = self._member_means(inputs.view(e, per, -1)).reshape(e * per, -1)[:n]
+        mean = self.member_means(inputs.view(e, per, -1)).reshape(e * per, -1)[:n]
         return self.codec.integrate(states, self.target_norm.denormalize(mean))
 
 

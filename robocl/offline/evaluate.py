@@ -59,7 +59,7 @@ def target_errors(model: DynamicsModel, scale: torch.Tensor, s0: torch.Tensor, p
 
 def mean_target(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """The model's mean codec target (for an ensemble: the mixture mean, without the variance head)."""
-    member_means = getattr(model, "_member_means", None)
+    member_means = getattr(model, "member_means", None)
     if member_means is None:
         return model.codec.targets(states, model.predict(states, actions)[0])
     inputs = model.model_inputs(states, actions)
@@ -70,7 +70,7 @@ def mean_target(model: DynamicsModel, states: torch.Tensor, actions: torch.Tenso
 def mean_prediction(model: DynamicsModel, states: torch.Tensor, actions: torch.Tensor,
                     bias: torch.Tensor | None = None) -> torch.Tensor:
     """The model's mean next state; `bias` (codec-target space) is added to its target first (method `bias`)."""
-    if bias is None and getattr(model, "_member_means", None) is None:
+    if bias is None and getattr(model, "member_means", None) is None:
         return model.predict(states, actions)[0]
     target = mean_target(model, states, actions)
     return model.codec.integrate(states, target if bias is None else target + bias)
