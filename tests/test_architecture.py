@@ -1,7 +1,8 @@
 """The import rules, checked on the source: no import cycles between modules (module-level imports,
 `TYPE_CHECKING` blocks excluded) in robocl, robocl_ros and robocl_envs, and nothing outside
 `robocl/cli` imports `robocl.cli` (at any level): the command line is the outermost layer. Models and
-controllers are assembled by `robocl.build`, which the ROS node uses instead of the experiment runners."""
+controllers are assembled by `robocl.build`, which the ROS node uses instead of the experiment runners;
+Lightning is imported only by the offline trainers; a private `_name` is used only in the module defining it."""
 
 from __future__ import annotations
 
@@ -105,6 +106,22 @@ def test_the_build_layer_imports_no_layer_above_it():
                  if under(name, "robocl.build") for line, i in imports_anywhere(path)
                  if any(under(i, a) for a in above)]
     assert "robocl.build.pretrained" in modules() and not offenders, offenders
+
+
+LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")
+LIGHTNING_TRAINERS = {"robocl.utils.lightning", "robocl.dynamics.training", "robocl.continual.trainer",
+                      "robocl.drag.train", "robocl.refiners.afm_train"}
+
+
+def test_lightning_is_imported_only_by_the_trainers():
+    """Lightning is the offline trainers' framework (set up once, in robocl.utils.lightning); no other module
+    imports it, at any level."""
+    mods = modules()
+    assert LIGHTNING_TRAINERS <= set(mods), LIGHTNING_TRAINERS - set(mods)
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in mods.items()
+                 if name not in LIGHTNING_TRAINERS for line, i in imports_anywhere(path)
+                 if any(under(i, lib) for lib in LIGHTNING)]
+    assert not offenders, offenders
 
 
 def private_names(tree: ast.Module) -> set[str]:

@@ -7,8 +7,6 @@ evaluation function every N iterations (continual evaluation for the stability g
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from robocl.dynamics.base import Transitions
+from robocl.utils.lightning import fit_quietly, quiet_trainer
 
 if TYPE_CHECKING:
     from robocl.continual.trainable import TrainableStrategy
@@ -67,13 +66,6 @@ def fit_task(strategy: TrainableStrategy, data: Transitions, epochs: int, batch_
     loader = DataLoader(TensorDataset(data.states, data.actions, data.next_states, *extra),
                         batch_size=min(batch_size, len(data)), shuffle=True, drop_last=len(data) > batch_size)
     module = StrategyModule(strategy, lr=lr, eval_every=eval_every, eval_hook=eval_hook)
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(module, loader)
+    fit_quietly(quiet_trainer(epochs, limit_val_batches=0), module, loader)
     strategy.model.eval()
     return module.losses

@@ -11,10 +11,8 @@ so the next call with the same settings resumes at the next epoch instead of sta
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from torch.utils.data import DataLoader
 from robocl.drag.dataset import DragBatches, DragSplit
 from robocl.drag.model import EMBED_PULL, EMBED_PUSH, DragModelConfig, DragOutput, DragPredictor, Level
 from robocl.utils.io import atomic_torch_save
+from robocl.utils.lightning import fit_quietly, quiet_trainer
 
 Penalty = Callable[[DragPredictor], Tensor]
 
@@ -300,8 +299,6 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     if data.neighbors is None:
         data.attach_neighbors(model)
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     ds = DragBatches(data, augment=cfg.augment)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=ds.collate, drop_last=len(ds) >
                         cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))
@@ -321,12 +318,9 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
             callbacks.append(AtomicCheckpoint(checkpoint, history, {"train": asdict(cfg)}))
         if on_epoch is not None:
             callbacks.append(EpochProgress(on_epoch))
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=progress_bar, enable_model_summary=False,
-                             num_sanity_val_steps=0, limit_train_batches=per_epoch, callbacks=callbacks)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.fit(module, loader, ckpt_path=resume_from)
+        trainer = quiet_trainer(epochs, progress_bar=progress_bar, callbacks=callbacks,
+                                limit_train_batches=per_epoch)
+        fit_quietly(trainer, module, loader, ckpt_path=resume_from)
         history += module.epoch_losses
     model.eval()
     if checkpoint is not None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import logging
-import warnings
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from robocl.dynamics.base import DynamicsModel, Transitions
+from robocl.utils.lightning import fit_quietly, quiet_trainer
 
 
 class DynamicsModule(pl.LightningModule):
@@ -91,27 +90,10 @@ def train_offline(
 
 def run_trainer(module: pl.LightningModule, train_loader, val_loader, epochs: int, callbacks: list | None = None,
                 progress_bar: bool = False, max_minutes: float | None = None) -> pl.Trainer:
-    """A quiet CPU Lightning Trainer (no logger, no checkpoint files: callers write their own artifacts);
-    `max_minutes` ends training at that wall-clock budget."""
-    from datetime import timedelta
-
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks or [],
-        max_time=timedelta(minutes=max_minutes) if max_minutes else None,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(module, train_loader, val_loader)
-    return trainer
+    """Fit with a quiet CPU Lightning Trainer (robocl.utils.lightning: no logger, no checkpoint files:
+    callers write their own artifacts); `max_minutes` ends training at that wall-clock budget."""
+    trainer = quiet_trainer(epochs, progress_bar=progress_bar, callbacks=callbacks, max_minutes=max_minutes)
+    return fit_quietly(trainer, module, train_loader, val_loader)
 
 
 def gaussian_nll(model: DynamicsModel, data: Transitions) -> torch.Tensor:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from robocl.refiners.afm import AFMFlow, AFMNet, AFMShape
 from robocl.refiners.afm_data import AFMData
 from robocl.utils.io import atomic_torch_save
+from robocl.utils.lightning import fit_quietly, quiet_trainer
 
 AFM_VERSION = 1  # bump when data generation or the network changes so stale caches are not reused
 RUNTIME_KEYS = ("factory", "cache_dir", "solver", "steps", "threshold", "cooldown")  # not in the cache key
@@ -140,14 +139,8 @@ def train_net(net: AFMNet, data: AFMData, train_node: Any,
     val_idx = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:n_val]
     val_loader = DataLoader(TensorDataset(val_idx), batch_size=max(n_val, 1)) if n_val else None
     module = AFMModule(net, train, val if n_val else None, float(train_node.lr), seed)
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    trainer = pl.Trainer(max_epochs=int(train_node.epochs), accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, callbacks=[_EpochProgress(report)] if report else [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(module, loader, val_loader)
+    trainer = quiet_trainer(int(train_node.epochs), callbacks=[_EpochProgress(report)] if report else [])
+    fit_quietly(trainer, module, loader, val_loader)
     net.eval()
     return module.history
 
