@@ -207,6 +207,7 @@ def drive_course(out: Path, env: dict[str, str], sim_args: list[str], node_args:
     `node_cmd` replaces the node's command line (e.g. roslaunch); it must put the node's run dir at out/node.
     """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     sim = Proc([bin_path("robocl-ros-sim"), *sim_args, f"hydra.run.dir={out / 'sim'}"], out / "sim.log", env)
     cmd = node_cmd or [bin_path("robocl-ros"), *node_args, f"hydra.run.dir={out / 'node'}"]  # node_cmd: run dir
     node = Proc(cmd, out / "node.log", env)
@@ -252,7 +253,8 @@ def wait_file(path: Path, needle: str, timeout: float) -> bool:
 
 
 def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[str],
-               nan_window: tuple[float, float] | None = None, drive_s: float = 0.6, min_commands: int = 8) -> dict:
+               nan_window: tuple[float, float] | None = None, drive_s: float = 0.6, min_commands: int = 8,
+               robot: str = "ugv") -> dict:
     """Node (wall clock) + sim + listener: (NaN odometry in `nan_window`, then) drive until the listener has
     heard `min_commands` commands and `drive_s` more, SIGKILL the sim, and read the listener:
     {'rows', 'killed', 'last_odom', 'first_safe', 'node_log', 'node_code'}. Counting heard commands, not
@@ -261,13 +263,14 @@ def kill_trial(out: Path, env: dict[str, str], transport: str, node_args: list[s
 
     out = Path(out)
     t = ["ros.transport=" + transport]
-    listener = Proc([sys.executable, "-m", "robocl_ros.probe", "--transport", transport, "--out",
+    listener = Proc([sys.executable, "-m", "robocl_ros.probe", "--transport", transport, "--robot", robot, "--out",
                      str(out / "probe.csv")], out / "probe.log", env)
-    sim_args = [bin_path("robocl-ros-sim"), "robot=ugv", *t, "task.map=ugv_short", f"hydra.run.dir={out / 'sim'}"]
+    course = "ugv_short" if robot == "ugv" else "quad_square"
+    sim_args = [bin_path("robocl-ros-sim"), f"robot={robot}", *t, f"task.map={course}", f"hydra.run.dir={out / 'sim'}"]
     if nan_window:
         sim_args.append(f"ros.sim.nan_window=[{nan_window[0]},{nan_window[1]}]")
     sim = Proc(sim_args, out / "sim.log", env)
-    node = Proc([bin_path("robocl-ros"), "robot=ugv", *t, *node_args, f"hydra.run.dir={out / 'node'}"],
+    node = Proc([bin_path("robocl-ros"), f"robot={robot}", *t, *node_args, f"hydra.run.dir={out / 'node'}"],
                 out / "node.log", env)
     try:
         if not wait_file(out / "probe.csv", "ready", 60):

@@ -92,6 +92,16 @@ def test_ros2_watchdog_safe_command_on_killed_odometry_and_nan(env, ugv_run, tmp
     assert node_row["nonfinite_substitutions"] == 0 and node_row["safety_events"] >= 2
 
 
+def test_ros2_quadrotor_watchdog_hovers_on_killed_odometry(env, tmp_path):
+    """Wall clock, 25 Hz: the quadrotor's odometry publisher is SIGKILLed mid-flight: the hover setpoint (zero
+    velocity, mavros' setpoint_velocity) must be published within two control periods of the last odometry."""
+    period = 0.04
+    r = graph.kill_trial(tmp_path, env, "ros2", QUAD_SMALL, robot="quadrotor")
+    assert r["node_code"] == 0, r["node_log"][-2000:]
+    assert all(len(c) == 5 for c in r["rows"]["cmd"])  # (rx, vx, vy, vz, yaw_rate): the quadrotor's setpoints
+    check_kill_trial(r, period, "ROS 2 quadrotor")
+
+
 # After a participant is SIGKILLed, Fast DDS now and then delivers the surviving node's messages to other
 # readers about a second late (seen with UDP and with async publication; the node itself had published
 # in time). The two-period limit is asserted where the node publishes; what a listener sees is reported
