@@ -12,7 +12,7 @@ steps differs from it by more than `factor` either way; then it learns the new l
 The median needs more than half the window from the new regime, so a lasting change is found about
 `window / 2` steps after it starts, and a shorter excursion (a turn, a bump) never fires it.
 
-Measured defaults (README, "Regime changes without labels"): `window` 18, `factor` 4, on 14.2 minutes
+Measured defaults (docs/eval.md, "Regime changes without labels"): `window` 18, `factor` 4, on 14.2 minutes
 of a foreign UGV's driving under the simulator-pretrained model (error level 0.13, log-sd 0.85,
 lag-1 autocorrelation 0.65): no false change, where the old adjacent-window test found 41; jumps of
 the error by x5, x10 and x0.1 inserted into those logs were all found within 10 steps.
