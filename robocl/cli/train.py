@@ -9,6 +9,12 @@ validation NLL, and writes to the run directory: `model.pt` (a self-describing a
 `dynamics=hypernet` learns one task per regime label (unlabeled transitions: `train.nominal_label`),
 all tasks jointly; the artifact names the embeddings by label, and `model=PATH` plans on the nominal
 task's (task 0).
+
+After every epoch the fit's whole state goes atomically into the run directory's `training.ckpt`, tagged
+with the data fingerprint and the settings it belongs to; `resume=true hydra.run.dir=DIR` (or `resume=DIR`)
+continues a killed run after its last finished epoch and ends as the uninterrupted run would have (same
+seed: the same epochs, metrics and weights). A checkpoint of other data or settings, or a damaged one, is
+one line (exit 2) and is left as it is; a finished run resumed says so and rewrites nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from robocl.robots.spec import spec_from_config
 DESCRIPTION = ("Fit the nominal dynamics model from a robot's recorded data (data=PATH: a ROS 1/2 bag, a CSV, or a "
                "folder of them); writes model.pt for model=PATH in the other commands.")
 TRAINABLE = ("ensemble", "hypernet")
+CHECKPOINT = "training.ckpt"
+# train.* keys the fit does not depend on: a resumed run may change them (max_minutes: a bigger budget)
+NOT_IN_CHECKPOINT = ("max_minutes", "horizon", "compare_sim", "out")
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
@@ -100,7 +109,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     from robocl.build.models import make_model
     from robocl.build.pretrained import simulator_pretrained_model
     from robocl.dynamics.artifact import save_model
-    from robocl.dynamics.training import fit
+    from robocl.dynamics.training import fit, mark_complete, read_checkpoint
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
     from robocl.offline.dataset import read_recorded, split_validation, task_ids
@@ -112,6 +121,13 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     opts = settings(cfg)
     spec = spec_from_config(cfg.robot)
     mapping, episodes, infos = check_sources(cfg)
+    checkpoint = run_dir / CHECKPOINT
+    saved = None
+    if OmegaConf.select(cfg, "resume", default=False):  # the settings are checked before the data is read
+        saved = read_checkpoint(checkpoint)
+        check_resumable(saved, run_settings(cfg, opts, spec), checkpoint)
+    else:
+        checkpoint.unlink(missing_ok=True)  # a new run: an earlier run's checkpoint here is not its own
     limit = OmegaConf.select(cfg, "data.max_transitions")
     sink = ResultSink(run_dir, "train", str(cfg.experiment_name), cfg)
     t_start = time.perf_counter()
@@ -138,6 +154,18 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         train_data, val_data, how = split_validation(data, opts["val_fraction"])
         # dynamics=hypernet: one task (embedding) per regime label, trained jointly
         tasks = regime_tasks(data, train_data, opts, how) if str(cfg.dynamics.kind) == "hypernet" else None
+        identity = {**run_settings(cfg, opts, spec),
+                    "data": {"fingerprint": data.fingerprint(), "transitions": len(data), "period": mapping.period,
+                             "validation": how, "tasks": tasks}}
+        if saved is not None:
+            check_resumable(saved, identity, checkpoint)
+            if saved["complete"]:
+                print(f"robocl-train: {run_dir} is complete ({saved['epochs']} epochs, best "
+                      f"{saved['best'][1] if saved['best'] else None}); nothing to resume, nothing rewritten: "
+                      f"model {run_dir / 'model.pt'}")
+                return 0
+            progress.log(f"robocl-train: resuming {run_dir} after epoch {saved['epochs']}"
+                         + (" (the fit was done: writing its outputs)" if saved["done"] else ""))
         progress.log(f"robocl-train: {len(train_data):,} training / {len(val_data):,} validation transitions, "
                      f"held out {how}")
         sim_missing = (None if spec.simulator and simulator_runs_at(cfg, spec, mapping.period) else
@@ -171,7 +199,8 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
         history = fit(model, train_data.transitions(), val_data.transitions(), max_epochs=opts["max_epochs"],
                       patience=opts["patience"], batch_size=opts["batch_size"], lr=opts["lr"],
                       weight_decay=opts["weight_decay"], seed=opts["seed"], on_epoch=on_epoch,
-                      max_minutes=opts["max_minutes"], fit_normalizers=opts["init"] == "scratch", **fit_tasks)
+                      max_minutes=opts["max_minutes"], fit_normalizers=opts["init"] == "scratch", **fit_tasks,
+                      checkpoint=checkpoint, identity=identity, resume=saved)
         t_fit = time.perf_counter() - t0
         progress.update(fit_task, total=history["epochs"], completed=history["epochs"])
         scale = model.target_norm.std.detach().clone()
@@ -242,8 +271,27 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     lines.append(f"model: {artifact}" + (f" (copied to {out})" if out else ""))
     text = "\n".join(lines)
     atomic_write_text(run_dir / "summary.md", text + "\n")
+    mark_complete(checkpoint)  # last: a run killed before this point resumes (and rewrites the outputs)
     print(text)
     return 0
+
+
+def run_settings(cfg: DictConfig, opts: dict[str, Any], spec) -> dict[str, Any]:
+    """What a fit checkpoint belongs to, besides its data: the train.* settings the fit depends on, the
+    dynamics config, the robot and data.max_transitions."""
+    return {"train": {k: v for k, v in opts.items() if k not in NOT_IN_CHECKPOINT},
+            "dynamics": OmegaConf.to_container(cfg.dynamics, resolve=True), "robot": spec.to_dict(),
+            "max_transitions": OmegaConf.select(cfg, "data.max_transitions")}
+
+
+def check_resumable(saved: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
+    from robocl.dynamics.training import identity_mismatch
+
+    differ = identity_mismatch(saved["identity"], identity)
+    if differ:
+        shown = "; ".join(differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
+        raise UsageError(f"resume=true: {path} belongs to other data or settings ({shown}); resume with the "
+                         "run's own, or start a new run directory")
 
 
 NOMINAL_CURVE = "trained model, nominal task's embedding (model=PATH)"

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+import random
+import time
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch.utils.data import DataLoader, TensorDataset
 
 from robocl.dynamics.base import DynamicsModel, Transitions
+from robocl.errors import UsageError
+from robocl.utils.io import atomic_torch_save
 from robocl.utils.lightning import fit_quietly, quiet_trainer
 
 
@@ -140,6 +149,13 @@ class EarlyStoppedModule(DynamicsModule):
         self.on_epoch = on_epoch
         self.history = {"train_loss": [], "val_nll": [], "val_mse": []}
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        self.optimizer_state: dict | None = None  # a resumed fit's optimizer state (fit(resume=...))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        opt = super().configure_optimizers()
+        if self.optimizer_state is not None:
+            opt.load_state_dict(self.optimizer_state)
+        return opt
 
     def validation_step(self, batch, batch_idx: int) -> None:  # validation runs in on_validation_epoch_end
         pass
@@ -182,10 +198,104 @@ def per_task(model: DynamicsModel, data: Transitions, tasks: torch.Tensor, fn) -
     return out
 
 
+CHECKPOINT_FORMAT = "robocl.train-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch, numpy and Python generators' states (tensors and ints: loadable weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                        int(has_gauss), float(cached)],
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+
+
+class CheckpointingStop(EarlyStopping):
+    """Early stopping on the validation NLL that, once it has judged an epoch, writes the whole fit state to
+    `path` atomically (temp file + rename: a kill leaves the previous epoch's checkpoint): model, optimizer,
+    its own state, the module's history and best weights, the epochs done and whether the fit is done, the
+    wall clock spent, and the generators the next epoch draws from (global torch/numpy/Python, batch order),
+    so a resumed fit continues exactly where this one was."""
+
+    def __init__(self, path: Path, identity: dict[str, Any], batches: BatchIndex, max_epochs: int,
+                 elapsed_before: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path, self.identity, self.batches, self.max_epochs = Path(path), identity, batches, max_epochs
+        self.elapsed_before, self.t0 = elapsed_before, time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: EarlyStoppedModule) -> None:
+        super().on_train_epoch_end(trainer, module)  # judge the epoch first, then save it
+        self.save(module, trainer.optimizers[0], done=bool(trainer.should_stop))
+
+    def save(self, module: EarlyStoppedModule, optimizer: torch.optim.Optimizer, done: bool) -> None:
+        epochs = len(module.history["val_nll"])
+        atomic_torch_save({
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "identity": self.identity,
+            "epochs": epochs, "done": done or epochs >= self.max_epochs, "complete": False,
+            "elapsed_s": self.elapsed_before + time.perf_counter() - self.t0,
+            "model": module.model.state_dict(), "optimizer": optimizer.state_dict(), "stop": self.state_dict(),
+            "history": module.history, "best": module.best,
+            "rng": rng_state(), "batches": self.batches.generator.get_state(),
+        }, self.path)
+
+
+def read_checkpoint(path: Path, what: str = "resume=true") -> dict[str, Any]:
+    """A fit checkpoint written by `fit(checkpoint=...)`, checked for format and version; a missing, damaged
+    or foreign file is a UsageError (one line) and is left as it is."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what}: {path.parent} holds no training checkpoint ({path.name}): nothing to resume; "
+                         "pass hydra.run.dir=<the run directory to resume> (or resume=<that directory>)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise UsageError(f"{what}: {path} is damaged or truncated ({detail}); it is left as it is: start a new "
+                         "run directory, or rerun without resume=true to start this one over") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UsageError(f"{what}: {path} is not a robocl-train checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise UsageError(f"{what}: {path} is checkpoint format version {state.get('version')}; this robocl "
+                         f"resumes version {CHECKPOINT_VERSION}: start a new run directory")
+    return state
+
+
+def identity_mismatch(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """The dotted keys of `identity` (a checkpoint's identity, or a part of it) whose values differ in `saved`."""
+    out = []
+    for key, value in identity.items():
+        have = saved.get(key) if isinstance(saved, dict) else None
+        if isinstance(value, dict) and isinstance(have, dict):
+            out += [f"{key}.{k}" for k in identity_mismatch(have, value)]
+        elif have != value:
+            out.append(f"{key} ({_short(have)} in the checkpoint, {_short(value)} now)")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def mark_complete(path: Path) -> None:
+    """Mark a done fit's checkpoint complete: its command wrote all its outputs (resume has nothing to do)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    atomic_torch_save({**state, "complete": True}, path)
+
+
 def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: int = 100, patience: int = 8,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5, seed: int = 0,
         on_epoch=None, max_minutes: float | None = None, fit_normalizers: bool = True,
-        train_tasks: torch.Tensor | None = None, val_tasks: torch.Tensor | None = None) -> dict:
+        train_tasks: torch.Tensor | None = None, val_tasks: torch.Tensor | None = None,
+        checkpoint: Path | None = None, identity: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None) -> dict:
     """Train on `train` with early stopping on validation NLL (`patience` epochs without improvement);
     the best epoch's weights are kept. Normalizers are fitted on `train` only (unless `fit_normalizers` is
     False: fine-tuning a pretrained model keeps its normalization).
@@ -195,10 +305,14 @@ def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: 
     the tasks in the batch of that task's NLL (`model.multitask_loss`), and early stopping watches the
     mean per-task validation NLL.
 
+    `checkpoint`: after every epoch the whole fit state is written there atomically, tagged with `identity`
+    (what the fit belongs to: data, settings). `resume`: such a checkpoint (`read_checkpoint`, its identity
+    checked by the caller): the fit continues after its last epoch, with the model, optimizer, early stopping,
+    history, best weights and random generators of that moment, so it ends as the uninterrupted fit would have
+    (bitwise, on the same machine and threads); `max_minutes` counts the wall clock spent before it too.
+
     Returns the history: per-epoch `train_loss`, `val_nll`, `val_mse`, and `best_epoch`, `epochs`,
     `stopped_by` (early_stopping | max_epochs | time_budget: `max_minutes` of wall clock)."""
-    from pytorch_lightning.callbacks import EarlyStopping
-
     pl.seed_everything(seed, workers=False, verbose=False)
     if fit_normalizers:  # False when fine-tuning a pretrained model: its weights expect its own normalization
         model.fit_normalizers(train)
@@ -206,15 +320,34 @@ def fit(model: DynamicsModel, train: Transitions, val: Transitions, max_epochs: 
         raise ValueError("fit: train_tasks and val_tasks go together")
     if train_tasks is not None and not hasattr(model, "multitask_loss"):
         raise TypeError(f"fit: task ids need a multi-task model (a HyperNetwork), got {type(model).__name__}")
-    loader = DataLoader(BatchIndex(train, batch_size, True, seed, train_tasks), batch_size=None, shuffle=False)
+    batches = BatchIndex(train, batch_size, True, seed, train_tasks)
+    loader = DataLoader(batches, batch_size=None, shuffle=False)
     # One dummy validation batch per epoch: the metric itself is computed over all of `val` at epoch end.
     val_loader = DataLoader([0], batch_size=None)
     module = EarlyStoppedModule(model, val, lr, weight_decay, on_epoch, val_tasks)
-    stop = EarlyStopping(monitor="val_nll", patience=patience, mode="min", check_finite=True)
-    run_trainer(module, loader, val_loader, max_epochs, callbacks=[stop], max_minutes=max_minutes)
+    watch = {"monitor": "val_nll", "patience": patience, "mode": "min", "check_finite": True}
+    elapsed = float(resume["elapsed_s"]) if resume is not None else 0.0
+    stop = (EarlyStopping(**watch) if checkpoint is None else
+            CheckpointingStop(checkpoint, identity or {}, batches, max_epochs, elapsed, **watch))
+    done = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        module.history = {k: list(v) for k, v in resume["history"].items()}
+        module.best = resume["best"]
+        module.optimizer_state = resume["optimizer"]
+        stop.load_state_dict(resume["stop"])
+        batches.generator.set_state(resume["batches"])
+        done = int(resume["epochs"])
+    minutes = None if not max_minutes else max_minutes - elapsed / 60
+    if resume is None or not (resume["done"] or (minutes is not None and minutes <= 0)):
+        if resume is not None:
+            set_rng_state(resume["rng"])  # last: nothing may draw between here and the next epoch's batches
+        trainer = run_trainer(module, loader, val_loader, max_epochs - done, callbacks=[stop], max_minutes=minutes)
+        if checkpoint is not None:
+            stop.save(module, trainer.optimizers[0], done=True)
     history = dict(module.history)
     epochs = len(history["val_nll"])
-    history["stopped_by"] = ("early_stopping" if stop.stopped_epoch > 0 else
+    history["stopped_by"] = ("early_stopping" if stop.stopping_reason != EarlyStoppingReason.NOT_STOPPED else
                              "max_epochs" if epochs >= max_epochs else "time_budget")
     if module.best is not None:
         model.load_state_dict(module.best[2])
