@@ -10,6 +10,9 @@ Three threads, so a slow plan never blocks message I/O and a stuck plan never ke
   (zero twist / hover) and reports it; the loop resumes normal commands once healthy. With sim time
   the odometry age is measured on /clock, and a /clock that stops for over a second of wall time
   (the simulator died) counts as stale too.
+A plan past its deadline always gives the safe command; plans that overrun repeatedly (`PlanBudget`:
+`overrun_limit` of the last `overrun_window` plans) shrink the planner's sample budget so the next plans
+fit, down to a floor, and a long run of plans well within the deadline restores it step by step.
 The loop checks non-finite/out-of-range states itself, and every command passes
 `convert.safe_command`, so a NaN in a message can never leave the node as a non-finite command.
 """
@@ -107,6 +110,79 @@ class RegimeMonitor:
         return detected
 
 
+class PlanBudget:
+    """The planner's sample budget under a plan deadline: degrade on repeated overruns, restore when plans fit.
+
+    `update(plan_ms)` after every plan: when `limit` of the last `window` plans ran past the deadline, the
+    population shrinks by `factor` (not below `floor_frac` of the configured one, nor 2) and the window
+    starts afresh, so a machine that stays slow is stepped down again after `limit` more overruns. After
+    `restore_after` consecutive plans that would still have fitted at the next larger budget (the plan
+    time scaled by the population ratio under `margin` of the deadline), the population grows back one
+    step (by 1/factor, at most to the configured one). `restore_after=0` never restores; `floor_frac=1`
+    never degrades. The single overrun itself is the caller's to handle (it publishes the safe command).
+    """
+
+    def __init__(self, planner: Any, deadline_s: float, limit: int = 3, window: int = 25, factor: float = 0.5,
+                 floor_frac: float = 0.25, restore_after: int = 250, margin: float = 0.75) -> None:
+        if not 1 <= limit <= window:
+            raise ValueError(f"overrun limit {limit} must be in [1, window={window}]")
+        if not 0 < factor < 1 or not 0 < floor_frac <= 1 or restore_after < 0:
+            raise ValueError("budget factor in (0, 1), floor in (0, 1] and restore_after >= 0 are required")
+        self.planner = planner
+        self.deadline_ms = deadline_s * 1e3
+        self.limit, self.factor, self.restore_after, self.margin = limit, factor, restore_after, margin
+        self.configured = int(planner.population)
+        self.floor = min(self.configured, max(2, math.ceil(floor_frac * self.configured)))
+        self.recent: deque[bool] = deque(maxlen=window)
+        self.overruns = 0  # plans past the deadline
+        self.reductions = 0
+        self.restores = 0
+        self.min_population = self.configured
+        self._fitting = 0  # consecutive plans that would fit the next larger budget
+
+    @property
+    def population(self) -> int:
+        return int(self.planner.population)
+
+    def update(self, plan_ms: float) -> str | None:
+        """Record one plan's time; a line saying how the budget changed, or None."""
+        if not math.isfinite(plan_ms):
+            return None
+        over = plan_ms > self.deadline_ms
+        self.overruns += int(over)
+        self.recent.append(over)
+        now = self.population
+        if over:
+            self._fitting = 0
+            k = sum(self.recent)
+            if k < self.limit or now <= self.floor:
+                return None
+            n = len(self.recent)
+            new = self.planner.set_population(max(self.floor, min(now - 1, int(now * self.factor))))
+            self.reductions += 1
+            self.min_population = min(self.min_population, new)
+            self.recent.clear()
+            return (f"planner budget reduced: population {now} -> {new} ({k} deadline overruns in the last {n} "
+                    f"plans; floor {self.floor})")
+        if self.restore_after <= 0 or now >= self.configured:
+            return None
+        bigger = min(self.configured, max(now + 1, math.ceil(now / self.factor)))
+        self._fitting = self._fitting + 1 if plan_ms * bigger / now < self.margin * self.deadline_ms else 0
+        if self._fitting < self.restore_after:
+            return None
+        new = self.planner.set_population(bigger)
+        self.restores += 1
+        self._fitting = 0
+        self.recent.clear()
+        return (f"planner budget restored: population {now} -> {new} ({self.restore_after} plans well within "
+                f"the deadline)")
+
+    def summary(self) -> dict[str, int]:
+        return {"plan_overruns": self.overruns, "planner_budget_reductions": self.reductions,
+                "planner_budget_restores": self.restores, "population_configured": self.configured,
+                "population_min": self.min_population, "population_final": self.population}
+
+
 @dataclass
 class NodeSettings:
     period_s: float  # control period on the node clock
@@ -121,6 +197,11 @@ class NodeSettings:
     checkpoint_path: str | None = None
     checkpoint_every_s: float = 60.0
     learn_dt_tolerance: float = 0.25  # fraction of model_dt
+    overrun_limit: int = 3  # this many plan deadline overruns ...
+    overrun_window: int = 25  # ... within this many plans shrink the planner's population ...
+    budget_factor: float = 0.5  # ... by this factor ...
+    budget_floor: float = 0.25  # ... down to this fraction of the configured population
+    budget_restore_after: int = 250  # plans well within the deadline before one step back up (0: never)
 
     def check_interval(self) -> float:
         return max(1e-3, min(self.period_s, self.odom_timeout_s, self.plan_deadline_s) / 4.0)
@@ -180,6 +261,9 @@ class NodeCore:
         self.clock = clock or WallClock()
         self.log = log
         self.regime = regime or RegimeMonitor()
+        self.budget = PlanBudget(controller.planner, settings.plan_deadline_s, settings.overrun_limit,
+                                 settings.overrun_window, settings.budget_factor, settings.budget_floor,
+                                 settings.budget_restore_after)
         controller.state_limit = settings.state_limit
         self.stop_event = threading.Event()
         self._lock = threading.Lock()  # odometry / waypoints cache
@@ -351,6 +435,10 @@ class NodeCore:
             with self._pub_lock:
                 self._plan_abandoned = True
             self.publish_safe("plan deadline overrun")
+        change = self.budget.update(plan_ms)  # repeated overruns: fewer samples, so the next plans fit
+        if change:
+            self._event_info(change)
+            self._publish_status(force=True)
         # inputs may have gone bad while planning; the watchdog may have abandoned this plan
         late = self.input_problem(self._odom, time.monotonic())
         published = False if late else self._publish_action(action)
@@ -441,6 +529,9 @@ class NodeCore:
             "regime_detections": self.regime.detections,
             "safety_events": dict(self.events),
             "missed_ticks": self.missed_ticks,
+            "plan_overruns": self.budget.overruns,
+            "population": self.budget.population,
+            "planner_budget_reductions": self.budget.reductions,
         }
 
     def _publish_status(self, force: bool = False) -> None:

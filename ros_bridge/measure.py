@@ -14,6 +14,8 @@ Every time is the steady clock, which all processes on the machine share. Report
 - compute: tick -> command published (plan + refine + checks);
 - reaction: last odometry received by the listener -> first safe command received by it, after a kill
   (must be within two control periods); per kill also when the node published it.
+- node: the node's own counts over its whole run: plan deadline overruns, safety events, and the
+  planner budget (population) it degraded to under them.
 Writes DIR/measure.json and prints a summary; exit 0 if every kill was answered within two periods.
 """
 
@@ -167,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         if roscore is not None:
             roscore.stop()
     (out / "measure.json").write_text(json.dumps(doc, indent=2))
-    print(json.dumps({k: doc[k] for k in ("transport", "robot", "rate_hz", "cycles", "jitter_ms", "latency_e2e_ms",
-                                          "latency_node_ms", "compute_ms", "reaction_from_last_odom_ms",
-                                          "reaction_within_two_periods", "course")}, indent=1))
+    summary = {k: doc[k] for k in ("transport", "robot", "rate_hz", "cycles", "jitter_ms", "latency_e2e_ms",
+                                   "latency_node_ms", "compute_ms", "reaction_from_last_odom_ms",
+                                   "reaction_within_two_periods", "course")}
+    # the whole node run (the kills included): overruns, safety events and the planner budget under them
+    summary["node"] = {k: doc["node_summary"].get(k) for k in (
+        "cycles", "cycles_ok", "safety_events", "plan_overruns", "planner_budget_reductions",
+        "planner_budget_restores", "population_configured", "population_min", "population_final")}
+    print(json.dumps(summary, indent=1))
     print(f"robocl_ros.measure: wrote {out / 'measure.json'}")
     return 0 if doc["reaction_within_two_periods"] else 1
 

@@ -78,6 +78,7 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
                                           f"{cfg.robot.name}-{cfg.dynamics.kind}{tag}-node.pt")
     values = defaults(cfg)
     check_learning(cfg, values)
+    check_budget(values)
     check.number(cfg, "ros.status_period_s", lo=0, lo_open=True)
     check.number(cfg, "ros.regime.factor", lo=1, lo_open=True)
     for key in ("ros.regime.window", "ros.regime.warmup", "ros.seed"):
@@ -94,6 +95,12 @@ def check_learning(cfg: DictConfig, values: dict[str, Any]) -> None:
     if values["learn"] and abs(rate * dt - 1.0) > 1e-6:
         raise UsageError(f"ros.rate_hz={rate:g}: learning needs transitions one robot.dt={dt:g} s apart, i.e. "
                          f"rate_hz={1 / dt:g}; set ros.learn=false to run at another rate")
+
+
+def check_budget(values: dict[str, Any]) -> None:
+    if int(values["overrun_limit"]) > int(values["overrun_window"]):
+        raise UsageError(f"overrun_limit={values['overrun_limit']}: must be <= overrun_window "
+                         f"({values['overrun_window']}), the plans it is counted over")
 
 
 def transport_classes(name: str):
@@ -159,6 +166,7 @@ def run_node(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
     try:
         values = transport.values
         check_learning(cfg, values)
+        check_budget(values)
         with open_dict(cfg):
             apply(cfg, values)
             cfg.ros.use_sim_time = transport.use_sim_time
@@ -169,7 +177,10 @@ def run_node(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
             plan_deadline_s=float(values["plan_deadline_s"]), state_limit=float(values["state_limit"]),
             learn=bool(values["learn"]), model_dt=float(cfg.robot.dt), reach_radius=float(values["reach_radius"]),
             waypoint_timeout_s=float(cfg.task.waypoint_timeout_s), status_period_s=float(cfg.ros.status_period_s),
-            checkpoint_path=str(cfg.ros.checkpoint.path), checkpoint_every_s=float(values["checkpoint_every_s"]))
+            checkpoint_path=str(cfg.ros.checkpoint.path), checkpoint_every_s=float(values["checkpoint_every_s"]),
+            overrun_limit=int(values["overrun_limit"]), overrun_window=int(values["overrun_window"]),
+            budget_factor=float(values["budget_factor"]), budget_floor=float(values["budget_floor"]),
+            budget_restore_after=int(values["budget_restore_after"]))
         r = cfg.ros.regime
         regime = RegimeMonitor(int(r.window), float(r.factor), int(r.warmup))
         clock = SimClock() if transport.use_sim_time else WallClock()
@@ -213,6 +224,7 @@ def _write_results(cfg: DictConfig, run_dir: Path, core, sink_cls) -> None:
         "learned_transitions": core.learned,
         "dyn_mse": float(np.mean(s.pred_sq_err)) if s.pred_sq_err else None,
         "nonfinite_substitutions": core.nonfinite_substitutions,
+        **core.budget.summary(),  # plan_overruns, planner_budget_reductions/_restores, population_*
     }
     sink.extra.update({"safety_events_by_reason": dict(core.events), "events": core.event_log[-500:],
                        "checkpoint": {"path": core.settings.checkpoint_path, "loaded": core.loaded_checkpoint,

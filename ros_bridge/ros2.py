@@ -79,7 +79,7 @@ class _Base:
         self.publish_errors = 0
 
     def _declare(self, p: Param, default: Any) -> Any:
-        from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
         from rcl_interfaces.msg import ParameterType as T
 
         kind = {float: T.PARAMETER_DOUBLE, int: T.PARAMETER_INTEGER, bool: T.PARAMETER_BOOL,
@@ -88,6 +88,8 @@ class _Base:
                                    description=p.description + (f" ({'|'.join(p.choices)})" if p.choices else ""))
         if p.kind is float and p.lo is not None:
             desc.floating_point_range = [FloatingPointRange(from_value=float(p.lo), to_value=float(p.hi), step=0.0)]
+        if p.kind is int and p.lo is not None:
+            desc.integer_range = [IntegerRange(from_value=int(p.lo), to_value=int(p.hi), step=1)]
         try:
             value = self.node.declare_parameter(p.name, p.kind(default), desc).value
         except Exception as exc:  # out of range / wrong type from --ros-args or a launch file

@@ -63,13 +63,14 @@ def test_ros2_node_drives_the_simulated_ugv_through_a_course(ugv_run):
     assert ckpt.exists()  # saved on shutdown, atomically (atomic_torch_save)
 
 
-def test_ros2_parameters_are_typed_with_ranges(env, tmp_path):
+@pytest.mark.parametrize("param", ["rate_hz:=1000.0", "overrun_window:=0", "budget_restore_after:=2.5"])
+def test_ros2_parameters_are_typed_with_ranges(env, tmp_path, param):
     proc = graph.Proc([graph.bin_path("robocl-ros"), "robot=ugv", f"hydra.run.dir={tmp_path}", "--ros-args",
-                       "-p", "rate_hz:=1000.0"], tmp_path / "node.log", env)
+                       "-p", param], tmp_path / "node.log", env)
     code = proc.wait(120)
     proc.stop()
     text = proc.text()
-    assert code == 2 and "rate_hz" in text and "Traceback" not in text, text
+    assert code == 2 and param.split(":=")[0] in text and "Traceback" not in text, text
 
 
 def test_ros2_watchdog_safe_command_on_killed_odometry_and_nan(env, ugv_run, tmp_path):

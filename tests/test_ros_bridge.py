@@ -68,6 +68,9 @@ def test_robocl_ros_without_ros_says_how_to_install(no_ros_env, tmp_path, transp
     (["ros.rate_hz=10"], "ros.rate_hz=10"),  # learning needs rate = 1/robot.dt
     (["ros.method=mppi_fast"], "mppi_fast"),
     (["robot=quadrotor", "ros.topics.waypoints_type=list"], "ros.topics.waypoints_type"),
+    (["ros.watchdog.budget_factor=1.5"], "ros.watchdog.budget_factor"),
+    (["ros.watchdog.overrun_limit=30"], "overrun_limit=30"),  # more than the window it is counted over
+    (["ros.watchdog.overrun_window=2.5"], "ros.watchdog.overrun_window"),
 ])
 def test_robocl_ros_bad_config_is_one_line_exit_2(tmp_path, capsys, args, key):
     from robocl.cli import ros
@@ -322,3 +325,106 @@ def test_robocl_ros_sim_bad_quadrotor_physics_is_one_line_exit_2(tmp_path, capsy
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert "task.physics" in err and "motor_efficiency" in err and "Traceback" not in err, err
+
+
+# ---- the planner budget under repeated deadline overruns --------------------------------------------
+def slow_down(planner, seconds_per_sample: float):
+    """A slower computer: every rollout step of the real dynamics takes `seconds_per_sample` per sampled
+    sequence longer (planning time grows with the population, as on a loaded CPU). Returns the undo."""
+    step = planner.dynamics
+
+    def slow(states, actions):
+        time.sleep(seconds_per_sample * states.shape[0])
+        return step(states, actions)
+
+    planner.dynamics = slow
+    return lambda: setattr(planner, "dynamics", step)
+
+
+def drive_steps(core, state: np.ndarray, n: int) -> list[bool]:
+    """n control cycles on fresh odometry; whether each one's plan overran its deadline."""
+    overran = []
+    for _ in range(n):
+        core.on_odometry(state, time.time())
+        before = core.budget.overruns
+        core.step(time.monotonic())
+        overran.append(core.budget.overruns > before)
+    return overran
+
+
+def test_repeated_plan_overruns_shrink_the_planner_budget_until_plans_fit_then_it_recovers(tmp_path, one_torch_thread):
+    import json
+
+    deadline = 0.05  # 64 samples x 10 steps x 200 us = 128 ms, 32 -> 64 ms: overrun; 16 -> 32 ms: fits
+    core, transport = make_core("quadrotor", tmp_path, period=0.04, plan_deadline_s=deadline, odom_timeout_s=10.0,
+                                overrun_limit=3, overrun_window=10, budget_factor=0.5, budget_floor=0.25,
+                                budget_restore_after=5)
+    planner = core.controller.planner
+    assert planner.population == 64 and planner.horizon == 10 and core.budget.floor == 16
+    undo = slow_down(planner, 200e-6)
+    core.on_waypoints(np.array([[5.0, 0.0, 1.0]]))
+    hover_at_1m = np.r_[0.0, 0.0, 1.0, np.zeros(9)]
+    overran = drive_steps(core, hover_at_1m, 30)
+    # each overrun still gives the safe command (hover); 3 of them at 64 samples -> 32, 3 more -> 16 (the floor)
+    assert overran[:6] == [True] * 6, overran
+    assert core.budget.reductions == 2 and planner.population == 16 and core.budget.min_population == 16
+    assert core.events["plan deadline overrun"] >= 1
+    # then the plans fit (a stall of a loaded machine may still overrun one)
+    assert sum(overran[6:]) <= 2, (overran, core.controller.stats.plan_ms)
+    assert core.mode == "ok" and not np.array_equal(transport.commands[-1][1], core.safe)  # planned commands again
+    reasons = [e["reason"] for e in core.event_log]
+    assert any(r.startswith("planner budget reduced: population 64 -> 32") for r in reasons), reasons
+    assert any(r.startswith("planner budget reduced: population 32 -> 16") for r in reasons), reasons
+    status = json.loads(transport.status[-1])
+    assert status["population"] == 16 and status["planner_budget_reductions"] == 2
+    assert status["plan_overruns"] == core.budget.overruns >= 6
+    # the machine is fast again: plans well within the deadline restore the budget step by step
+    undo()
+    overran_fast = drive_steps(core, hover_at_1m, 14)
+    assert not any(overran_fast) and planner.population == 64, (overran_fast, planner.population, core.event_log,
+                                                                 core.controller.stats.plan_ms[-14:])
+    assert core.budget.restores == 2 and core.budget.reductions == 2
+    summary = core.budget.summary()
+    assert summary["population_min"] == 16 and summary["population_final"] == 64
+    low, high = core.low, core.high
+    for _, c in transport.commands:
+        assert np.all(np.isfinite(c)) and np.all(c >= low) and np.all(c <= high), c
+
+
+def test_fast_plans_keep_the_planner_budget(tmp_path):
+    core, transport = make_core("ugv", tmp_path, period=0.2, plan_deadline_s=0.5, budget_restore_after=1)
+    core.on_waypoints(np.array([[5.0, 0.0]]))
+    overran = drive_steps(core, np.zeros(6), 20)
+    assert not any(overran) and core.budget.reductions == 0 and core.budget.restores == 0
+    assert core.controller.planner.population == 64 and core.mode == "ok"
+    assert core.budget.summary()["plan_overruns"] == 0
+
+
+def test_plan_budget_floor_and_switches():
+    """PlanBudget on a real planner, fed plan times: the floor holds, floor 1.0 never degrades, restore 0 never
+    restores, and a limit above the window is refused."""
+    from robocl_ros.core import PlanBudget
+
+    from robocl.planning.costs import QuadraticGoalCost
+    from robocl.planning.mppi import MPPI
+
+    def planner(p: int) -> MPPI:
+        return MPPI(lambda s, a: s, QuadraticGoalCost(torch.zeros(2), torch.ones(2)), [-1.0, -1.0], [1.0, 1.0],
+                    population=p)
+
+    b = PlanBudget(planner(200), 0.032, limit=2, window=4, factor=0.5, floor_frac=0.25, restore_after=0)
+    for _ in range(40):
+        b.update(50.0)
+    assert b.population == 50 == b.floor and b.reductions == 2 and b.overruns == 40
+    for _ in range(1000):
+        b.update(1.0)
+    assert b.population == 50 and b.restores == 0
+    never = PlanBudget(planner(200), 0.032, limit=1, window=1, floor_frac=1.0)
+    for _ in range(10):
+        never.update(50.0)
+    assert never.population == 200 and never.reductions == 0 and never.overruns == 10
+    tiny = PlanBudget(planner(3), 0.032, limit=1, window=1, factor=0.9, floor_frac=0.01)
+    tiny.update(50.0)
+    assert tiny.population == 2  # always at least one fewer sample, never below 2
+    with pytest.raises(ValueError):
+        PlanBudget(planner(200), 0.032, limit=5, window=4)

@@ -66,6 +66,15 @@ class SamplingPlanner:
         """Forget the warm start (new episode or new goal far away)."""
         self.mean = ((self.low + self.high) / 2).expand(self.horizon, self.action_dim).clone()
 
+    def set_population(self, population: int) -> int:
+        """Change the number of sampled sequences from the next `plan` on (a real-time caller shrinking its
+        compute budget, or restoring it). The warm start (the mean, and CEM's spread) is per horizon step,
+        not per sample, so it carries over unchanged. Returns the population now in force."""
+        if isinstance(population, bool) or int(population) != population or population < 2:
+            raise ValueError(f"population must be an integer >= 2, got {population!r}")
+        self.population = int(population)
+        return self.population
+
     def shift(self) -> None:
         """Warm start: drop the executed first action, repeat the last one."""
         self.mean = torch.cat([self.mean[1:], self.mean[-1:]], dim=0)
