@@ -50,6 +50,15 @@ LOOP = [(2.0, 0.0), (4.0, 1.5), (5.0, 3.5), (4.0, 5.5), (2.0, 6.0), (0.0, 5.0), 
 COURSE = "x,y\n" + "".join(f"{x},{y}\n" for x, y in LOOP * 2)  # two laps: left turns and straights
 
 
+def one_line_exit_2(code: int, err: str, *needles: str) -> None:
+    """A usage error as robocl promises it: exit 2, one line (naming each of `needles`), no traceback."""
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
 def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
         main(args)

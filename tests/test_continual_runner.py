@@ -83,6 +83,7 @@ def test_bad_cl_configs_exit_2_with_one_line(tmp_path, capsys, override, message
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~20 min on a free core: past the 600 s default (it timed out there)
 def test_cl_ugv_acceptance(tmp_path):
     """The issue's acceptance on the UGV sequence (default config, 3 seeds: ~20 min on a free core)."""
     run_dir = tmp_path / "run"

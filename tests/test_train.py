@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FOREIGN, cli
+from conftest import FOREIGN, cli, one_line_exit_2
 from conftest import SMALL_UGV as SMALL
 
 from robocl.dynamics.artifact import VERSION, read_model
@@ -119,43 +119,35 @@ def test_user_robot_file_trains_without_a_simulator(foreign, tmp_path, capsys):
     assert code == 2 and "has no simulator" in err and len(err.strip().splitlines()) == 1
 
 
-def _one_line_exit2(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
-
-
 def test_bad_model_files_are_one_line_exit_2(foreign, tmp_path, capsys):
     data = f"data={foreign['heldout']}"
     evaluate = lambda args, capsys: globals()["evaluate"]([*args, f"hydra.run.dir={tmp_path / 'e'}"], capsys)  # noqa
     code, _, err = evaluate([data, f"model={tmp_path / 'missing.pt'}"], capsys)
-    _one_line_exit2(code, err, "no such model file")
+    one_line_exit_2(code, err, "no such model file")
     junk = tmp_path / "junk.pt"
     junk.write_text("not a model")
     code, _, err = evaluate([data, f"model={junk}"], capsys)
-    _one_line_exit2(code, err, "not a readable robocl model file")
+    one_line_exit_2(code, err, "not a readable robocl model file")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(foreign["model"].read_bytes()[:5000])
     code, _, err = evaluate([data, f"model={truncated}"], capsys)
-    _one_line_exit2(code, err, "damaged or truncated")
+    one_line_exit_2(code, err, "damaged or truncated")
     payload = torch.load(foreign["model"], weights_only=True)
     other = tmp_path / "plain.pt"
     torch.save({"model": payload["state_dict"]}, other)
     code, _, err = evaluate([data, f"model={other}"], capsys)
-    _one_line_exit2(code, err, "not a robocl model artifact")
+    one_line_exit_2(code, err, "not a robocl model artifact")
     newer = tmp_path / "newer.pt"
     torch.save({**payload, "version": VERSION + 1}, newer)
     code, _, err = evaluate([data, f"model={newer}"], capsys)
-    _one_line_exit2(code, err, "newer than this robocl reads")
+    one_line_exit_2(code, err, "newer than this robocl reads")
     # a model for another robot or control period
     code, _, err = run(["experiment=quad_continual", f"model={foreign['model']}"], capsys)
-    _one_line_exit2(code, err, "trained for robot 'ugv'", "codec")
+    one_line_exit_2(code, err, "trained for robot 'ugv'", "codec")
     code, _, err = evaluate([data, f"model={foreign['model']}", "data.period=0.1"], capsys)
-    _one_line_exit2(code, err, "control period 0.2")
+    one_line_exit_2(code, err, "control period 0.2")
     code, _, err = evaluate([data, f"model={foreign['model']}", "robot.action_high=[2.0,1.5707963]"], capsys)
-    _one_line_exit2(code, err, "action_high")
+    one_line_exit_2(code, err, "action_high")
 
 
 @pytest.mark.parametrize("robot, needle", [
@@ -175,7 +167,7 @@ def test_bad_robot_files_are_one_line_exit_2(tmp_path, capsys, robot, needle):
     path = tmp_path / "robot.yaml"
     path.write_text(robot)
     code, _, err = train([f"robot={path}", f"data={tmp_path}"], capsys)
-    _one_line_exit2(code, err, needle)
+    one_line_exit_2(code, err, needle)
 
 
 def test_too_little_data_is_one_line(tmp_path, capsys):
@@ -183,7 +175,7 @@ def test_too_little_data_is_one_line(tmp_path, capsys):
     log.write_text("t,x,y,yaw,v_forward,v_lateral,yaw_rate,v_cmd,w_cmd\n" +
                    "".join(f"{0.2 * i:.1f},{0.1 * i},0,0,0.5,0,0,0.5,0\n" for i in range(10)))
     code, _, err = train([f"data={log}", f"hydra.run.dir={tmp_path / 'r'}"], capsys)
-    _one_line_exit2(code, err, "only 9 usable transitions")
+    one_line_exit_2(code, err, "only 9 usable transitions")
 
 
 def test_afm_refiner_for_a_robot_known_only_by_its_learned_model(foreign, tmp_path, capsys):
@@ -229,7 +221,7 @@ def test_model_path_in_bench_times_the_trained_model(foreign, tmp_path, capsys):
     assert results(tmp_path / "b")["config"]["dynamics"]["ensemble_size"] == 3  # the artifact's settings
     code, _, err = cli(main, ["suite=planner", f"model={tmp_path / 'none.pt'}", f"hydra.run.dir={tmp_path / 'n'}"],
                        capsys)
-    _one_line_exit2(code, err, "no such model file")
+    one_line_exit_2(code, err, "no such model file")
     assert not (tmp_path / "n").exists()
 
 
@@ -243,8 +235,8 @@ def test_init_from_the_simulator_model_fine_tunes_it(foreign, tmp_path, capsys):
     m = results(tmp_path / "t")["summary"]["model"]
     assert m["init_from_sim"] == 1 and m["val_dyn_mse"] < 0.8 * m["sim_val_dyn_mse"], m
     code, _, err = train([f"data={foreign['root'] / 'rec'}", "train.init=warm"], capsys)
-    _one_line_exit2(code, err, "train.init=warm: accepted scratch, sim")
+    one_line_exit_2(code, err, "train.init=warm: accepted scratch, sim")
     spec = tmp_path / "nosim.yaml"
     spec.write_text((Path(__file__).parents[1] / "configs" / "robot" / "diff_drive.yaml").read_text())
     code, _, err = train([f"robot={spec}", f"data={foreign['root'] / 'rec'}", "train.init=sim"], capsys)
-    _one_line_exit2(code, err, "has no simulator to start from")
+    one_line_exit_2(code, err, "has no simulator to start from")

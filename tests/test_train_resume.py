@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import cli
+from conftest import cli, one_line_exit_2
 
 # ~0.4 s an epoch on one thread; lr and patience such that early stopping ends the fit (epoch 7, best 5)
 SMALL = ["runtime.progress=false", "runtime.threads=1", "train.compare_sim=false", "dynamics.ensemble_size=2",
@@ -120,14 +120,6 @@ def test_killed_train_resumes_to_the_uninterrupted_result(tmp_path):
     assert {name: (cut / name).stat().st_mtime_ns for name in OUTPUTS} == before
 
 
-def _one_line_exit2(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
-
-
 def test_damaged_or_foreign_checkpoint_is_one_line_exit_2_and_kept(tmp_path, capsys):
     from robocl.cli.train import main
 
@@ -147,19 +139,19 @@ def test_damaged_or_foreign_checkpoint_is_one_line_exit_2_and_kept(tmp_path, cap
 
     for name, damaged in (("truncated", good[: len(good) // 2]), ("garbage", b"not a checkpoint")):
         d, code, _, err = resume_copy(name, damaged)
-        _one_line_exit2(code, err, "is damaged or truncated", "left as it is")
+        one_line_exit_2(code, err, "is damaged or truncated", "left as it is")
         assert (d / "training.ckpt").read_bytes() == damaged  # not overwritten
 
     d, code, _, err = resume_copy("settings", None, "train.lr=0.002")
-    _one_line_exit2(code, err, "belongs to other data or settings", "train.lr (0.01 in the checkpoint, 0.002 now)")
+    one_line_exit_2(code, err, "belongs to other data or settings", "train.lr (0.01 in the checkpoint, 0.002 now)")
     assert (d / "training.ckpt").read_bytes() == good
     other = write_drives(tmp_path / "other", steps=400, seeds=(5, 6, 7))
     d, code, _, err = resume_copy("data", None, f"data={other}")
-    _one_line_exit2(code, err, "belongs to other data or settings", "data.fingerprint")
+    one_line_exit_2(code, err, "belongs to other data or settings", "data.fingerprint")
     assert (d / "training.ckpt").read_bytes() == good
 
     code, _, err = cli(main, [*SMALL, *base, "resume=true", f"hydra.run.dir={tmp_path / 'empty'}"], capsys)
-    _one_line_exit2(code, err, "holds no training checkpoint")
+    one_line_exit_2(code, err, "holds no training checkpoint")
 
     # killed after the fit, before the outputs: resume writes them (the fit is not redone)
     state = torch.load(run / "training.ckpt", map_location="cpu", weights_only=True)
