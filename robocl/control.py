@@ -3,7 +3,8 @@
 The same Controller runs in simulation rollouts, in the ROS node and in offline evaluation;
 only the source of states and the sink of actions change. It is also the last line of
 defence on a robot: a non-finite, out-of-range or wrongly shaped state never reaches the planner;
-a planner or refiner that raises, or returns a non-finite action, gives the safe action; every
+a planner or refiner that raises, or returns a non-finite action, and a model whose predictions are
+not finite for any sampled action sequence, give the safe action; every
 action that leaves lies within the planner's action bounds; and each such event is counted.
 """
 
@@ -101,6 +102,8 @@ class Controller:
             planned = self.planner.plan(s)
         except Exception as exc:  # a model or planner fault must stop the robot, not crash its controller
             return self._safe(step, f"planner error ({type(exc).__name__})")
+        if getattr(self.planner, "finite_rollouts", None) == 0:  # every predicted rollout NaN/inf: the plan is noise
+            return self._safe(step, "no finite model rollout")
         t1 = time.perf_counter()
         try:
             with torch.inference_mode():

@@ -13,8 +13,9 @@ Three threads, so a slow plan never blocks message I/O and a stuck plan never ke
 A plan past its deadline always gives the safe command; plans that overrun repeatedly (`PlanBudget`:
 `overrun_limit` of the last `overrun_window` plans) shrink the planner's sample budget so the next plans
 fit, down to a floor, and a long run of plans well within the deadline restores it step by step.
-The loop checks non-finite/out-of-range states itself, and every command passes
-`convert.safe_command`, so a NaN in a message can never leave the node as a non-finite command.
+The loop checks wrongly shaped/non-finite/out-of-range states itself, a plan the Controller refuses (the
+model, planner or refiner failed) gives the safe command as a counted safety event of the node, and every
+command passes `convert.safe_command`, so a NaN in a message can never leave the node as a non-finite command.
 """
 
 from __future__ import annotations
@@ -351,11 +352,9 @@ class NodeCore:
             return "no odometry yet"
         if self._stale(odom, now):
             return "odometry stale"
-        if not np.all(np.isfinite(odom.state)):
-            return "non-finite state"
-        if np.any(np.abs(odom.state) > self.settings.state_limit):
-            return "state out of range"
-        return None
+        # wrong shape, non-finite or out of range (controller.state_limit is settings.state_limit); checked here,
+        # before the mission reads the position from it
+        return self.controller.is_healthy(odom.state)
 
     def _stale(self, odom: _Odom, now: float) -> bool:
         timeout = self.settings.odom_timeout_s
@@ -424,6 +423,7 @@ class NodeCore:
                 return
         self.set_goal(mission.goal)
         planned_before = self.controller.last_planned
+        refusals = len(self.controller.stats.safety_events)
         with self._pub_lock:
             self._plan_abandoned = False
         self._plan_started = time.monotonic()
@@ -439,12 +439,15 @@ class NodeCore:
         if change:
             self._event_info(change)
             self._publish_status(force=True)
+        # the Controller refused to plan (model/planner/refiner fault): its safe action, counted here as well
+        events = self.controller.stats.safety_events
+        refused = events[-1].reason if len(events) > refusals else None
         # inputs may have gone bad while planning; the watchdog may have abandoned this plan
         late = self.input_problem(self._odom, time.monotonic())
-        published = False if late else self._publish_action(action)
+        published = False if late or refused else self._publish_action(action)
         pub = time.monotonic() if published else math.nan
-        if late:
-            self.publish_safe(late)
+        if late or refused:
+            self.publish_safe(late or refused)
         self._log_cycle(scheduled, tick, odom, pub, plan_ms, "ok" if published else "safe")
         self._learn(odom, action if published else None, planned_before)
 

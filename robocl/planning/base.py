@@ -60,6 +60,10 @@ class SamplingPlanner:
         self.reset_particles = reset_particles or (lambda: None)
         self.mean = torch.zeros(horizon, self.action_dim)
         self.last_cost: Tensor | None = None
+        # sampled sequences with a finite cost in the last `plan` (fewest over its iterations); 0: the model's
+        # predictions were not finite anywhere, so the plan is an average of noise (the Controller refuses it)
+        self.finite_rollouts: int | None = None
+        self._finite = 0
         self.reset()
 
     def reset(self) -> None:
@@ -89,6 +93,7 @@ class SamplingPlanner:
         self.reset_particles()
         states = rollout(self.dynamics, state, actions)
         cost = self.cost(states, actions)
+        self._finite = int(torch.isfinite(cost).sum())
         return torch.nan_to_num(cost, nan=1e9, posinf=1e9)
 
     def update(self, actions: Tensor, cost: Tensor) -> None:
@@ -98,11 +103,14 @@ class SamplingPlanner:
     def plan(self, state: Tensor) -> Tensor:
         """Optimize the action sequence from `state` and return the first action (A,)."""
         state = state.to(torch.float32)
+        finite = self.population
         for _ in range(self.iterations):
             actions = self.sample(self.mean, self.sigma)
             cost = self.evaluate(state, actions)
+            finite = min(finite, self._finite)
             self.update(actions, cost)
         self.last_cost = cost
+        self.finite_rollouts = finite
         first = self.mean[0].clone()
         self.shift()
         return first
