@@ -35,7 +35,7 @@ _API = {
     "Refiner": "robocl.refiners.base",
     "AFMRefiner": "robocl.refiners.afm",
     "PlanarBodyCodec": "robocl.robots.codec",
-    "collect_exploration": "robocl.data",
+    "collect_exploration": "robocl.sim.data",
     "train_offline": "robocl.dynamics.training",
     "load_model": "robocl.build.models",
     "UsageError": "robocl.errors",

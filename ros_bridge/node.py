@@ -21,7 +21,7 @@ from robocl_ros import RosUnavailable
 from robocl_ros.params import apply, defaults
 from robocl_ros.robots import BINDINGS, RobotBinding, make_cost
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.errors import UsageError
 
 TRANSPORTS = ("ros2", "ros1")
@@ -53,7 +53,7 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     transport = str(check.get(cfg, "ros.transport"))
     if transport not in TRANSPORTS:
         raise UsageError(f"ros.transport={transport}: accepted: {', '.join(TRANSPORTS)}")
-    from robocl.methods import parse_method
+    from robocl.build.methods import parse_method
 
     parse_method(str(check.get(cfg, "ros.method")))
     from robocl.build.models import adopt_model_settings, model_path
@@ -127,9 +127,9 @@ def validate(cfg: DictConfig) -> None:
 def build_controller(cfg: DictConfig, binding: RobotBinding):
     """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
     from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
     from robocl.build.models import make_model
     from robocl.build.pretrained import pretrained_model
-    from robocl.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))
     cost, set_goal_fn = make_cost(binding.name, int(cfg.planner.horizon))

@@ -20,7 +20,7 @@ from robocl_ros import RosUnavailable
 from robocl_ros.node import binding_for, log, transport_classes
 from robocl_ros.sim import SimCore, SimSettings
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.errors import UsageError
 from robocl.tasks.waypoints import GainSchedule
 

@@ -9,7 +9,7 @@ import pytest
 import robocl_envs  # noqa: F401
 import torch
 
-from robocl.data import collect_exploration
+from robocl.sim.data import collect_exploration
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -99,7 +99,7 @@ def small_setup(tmp_path_factory):
     cfg, _ = compose(["experiment=ugv_afm", "dynamics.ensemble_size=2", "dynamics.hidden_size=64",
                       f"runtime.cache_dir={cache}", "refiner.data.regimes=60", "refiner.data.steps=30",
                       "refiner.train.epochs=4", "refiner.hidden=64", "refiner.embed=32"])
-    from robocl.data import collect_exploration
+    from robocl.sim.data import collect_exploration
 
     env = gym.make("robocl/UGV-v0").unwrapped
     model = make_model(cfg)

@@ -18,7 +18,6 @@ import robocl_envs  # noqa: F401
 import torch
 from conftest import SMALL_UGV
 
-from robocl.data import smooth_random_actions
 from robocl.dynamics.ensemble import GaussianEnsemble
 from robocl.eval.results import validate_results
 from robocl.offline.evaluate import (
@@ -30,6 +29,7 @@ from robocl.offline.evaluate import (
 )
 from robocl.offline.readers import blocks
 from robocl.robots.codec import PlanarBodyCodec
+from robocl.sim.data import smooth_random_actions
 
 SMALL = SMALL_UGV  # the small real ensemble every own-robot and offline test shares (conftest)
 

@@ -10,7 +10,8 @@ import torch
 from robocl_envs.door import DoorEnv, DoorParams
 from robocl_envs.pusher import PusherEnv, PusherParams
 
-from robocl.experiments.cl_robots import DoorCost, PushCodec, PushCost
+from robocl.planning.costs import DoorCost, PushCost
+from robocl.robots.manipulation import PushCodec
 
 
 def push_straight(env: PusherEnv, steps: int) -> np.ndarray:
@@ -106,7 +107,7 @@ def test_costs_prefer_progress_and_codec_is_translation_invariant():
 
 
 def test_quad_codec_round_trips_and_wraps_yaw():
-    from robocl.experiments.cl_robots import QuadCodec
+    from robocl.robots.quadrotor import QuadCodec
 
     codec = QuadCodec()
     s = torch.randn(5, 12)

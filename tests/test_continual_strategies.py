@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from robocl.build.factory import build
 from robocl.cli.app import UsageError
 from robocl.continual.coreset import Coreset
 from robocl.continual.detect import RegimeDetector, normalized_errors
@@ -24,7 +25,6 @@ from robocl.continual.trainable import TrainableStrategy, TrainConfig
 from robocl.dynamics.base import Transitions
 from robocl.dynamics.hypernet import HyperNetwork
 from robocl.dynamics.mlp import GaussianMLP
-from robocl.factory import build
 from robocl.robots.codec import DeltaCodec
 
 CODEC = DeltaCodec(2, 1)

@@ -128,7 +128,7 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
     """`experiment=drag_continual` composed by Hydra and run at toy scale: both tasks' data,
     the task-0 model, every strategy on task 1, matrices, continual.md and heatmaps."""
     from robocl.cli.app import compose
-    from robocl.drag.continual_experiment import run
+    from robocl.experiments.drag_continual import run
 
     cfg, _ = compose(["experiment=drag_continual", "runtime.progress=false", "runtime.threads=1",
                       f"runtime.cache_dir={tmp_path / 'cache'}", "drag.objects=2", "drag.heldout_objects=1",

@@ -78,7 +78,7 @@ def test_learned_dynamics_plans_a_handle_drag(env):
 @pytest.mark.slow
 def test_cabinet_drag_experiment_small(tmp_path):
     """The whole experiment at toy scale: data, two-stage training of both variants, metrics, MPC."""
-    from robocl.drag.experiment import run
+    from robocl.experiments.cabinet_drag import run
 
     cfg = OmegaConf.load("configs/experiment/cabinet_drag.yaml")
     cfg = OmegaConf.merge(cfg, {
@@ -113,7 +113,7 @@ def test_cabinet_drag_acceptance(tmp_path):
     1.5x below nearest_part; the single-embedding ablation measurably worse (robocl.eval.paired);
     open_success >= 0.8 and above the heuristic; one drag on 2,048 points <= 20 ms."""
     from robocl.cli.app import compose
-    from robocl.drag.experiment import run
+    from robocl.experiments.cabinet_drag import run
 
     cfg, _ = compose(["experiment=cabinet_drag", "runtime.progress=false"])
     out = run(cfg, tmp_path / "run")

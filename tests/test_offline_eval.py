@@ -17,11 +17,11 @@ import robocl_envs  # noqa: F401
 from conftest import SMALL_UGV, cli
 from rosbags.highlevel import AnyReader
 
-from robocl.data import smooth_random_actions
 from robocl.eval.results import validate_results
 from robocl.offline import metrics as M
 from robocl.offline.readers import Mapping, align, transitions
 from robocl.offline.recording import BagRecorder, write_episode
+from robocl.sim.data import smooth_random_actions
 
 SMALL = SMALL_UGV  # the small real ensemble every own-robot and offline test shares (conftest)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from robocl.drag.experiment import ablation, open_against_heuristic, write_ablation
 from robocl.eval.paired import paired_difference, paired_success
+from robocl.experiments.cabinet_drag import ablation, open_against_heuristic, write_ablation
 
 
 def test_paired_difference_by_hand():

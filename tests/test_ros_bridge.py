@@ -125,9 +125,9 @@ class FakeTransport:
 
 def make_core(robot: str, tmp_path: Path, period: float = 0.2, **settings) -> tuple[NodeCore, FakeTransport]:
     from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
     from robocl.build.models import make_model
     from robocl.cli.app import compose
-    from robocl.methods import parse_method
 
     exp = {"ugv": "ros_ugv", "quadrotor": "ros_quad"}[robot]
     cfg, _ = compose([f"experiment={exp}", "dynamics.ensemble_size=2", "dynamics.hidden_size=32",

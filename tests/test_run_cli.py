@@ -91,7 +91,7 @@ def test_nan_observation_stops_robot_and_is_recorded(ugv_data):
     from robocl.planning.costs import WaypointCost
     from robocl.planning.mppi import MPPI
     from robocl.robots.codec import PlanarBodyCodec
-    from robocl.rollouts import run_waypoint_episode
+    from robocl.sim.rollouts import run_waypoint_episode
     from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
     train, _ = ugv_data

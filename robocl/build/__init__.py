@@ -5,7 +5,12 @@
 - `robocl.build.pretrained`: the nominal-regime model, from `model=PATH` or the simulator-pretraining
   cache (trained and cached on a cache miss; see that module).
 - `robocl.build.controller`: a fresh Controller (model copy, strategy, planner, refiner) for one run.
+- `robocl.build.planners`: MPPI / CEM with `planner=`'s settings; `robocl.build.factory`: any component
+  by the `factory:` its config node names (strategies, refiners, dynamics models).
+- `robocl.build.methods`: the `methods=[...]` grammar (PLANNER[_afm][_online]) and its checks against
+  `planner=` and `refiner=`; `robocl.build.checks`: config values checked into one UsageError line each.
 
-Commands (`robocl.cli`), the ROS node (`robocl_ros`) and the experiment runners build through here;
-this package imports neither of them. Nothing is imported here, so `import robocl.build` stays light.
+Commands (`robocl.cli`), the ROS node's set-up (`robocl_ros`) and the experiment runners build through here;
+this package imports neither of them, and nothing else imports it (tests/test_architecture.py). Nothing is
+imported here, so `import robocl.build` stays light.
 """

@@ -9,13 +9,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from robocl.build.factory import build
+from robocl.build.methods import MethodSpec
 from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel
-from robocl.factory import build, load_callable
-from robocl.methods import MethodSpec
 from robocl.planning.base import CostFn
 from robocl.refiners.base import Refiner
+from robocl.utils.imports import load_callable
 
 
 def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
@@ -30,7 +31,7 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     model = copy.deepcopy(base_model).eval()
     strategy = (build(cfg.continual, "continual", model=model, seed=seed) if method.online
                 else ContinualStrategy(model))
-    planner_factory = load_callable(f"robocl.planning.factory:{method.planner}")
+    planner_factory = load_callable(f"robocl.build.planners:{method.planner}")
     planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
                               reset_particles=model.reset_particles)
     refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed,

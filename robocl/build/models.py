@@ -7,12 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from robocl.build.factory import build
 from robocl.dynamics.artifact import check_robot, file_fingerprint, load_weights, read_model
 from robocl.dynamics.base import DynamicsModel
 from robocl.dynamics.hypernet import HyperNetwork
 from robocl.errors import UsageError
-from robocl.factory import build, load_callable
 from robocl.robots.spec import spec_from_config
+from robocl.utils.imports import load_callable
 
 CODEC_FACTORIES = {
     "planar": "robocl.robots.codec:planar_codec",

@@ -19,9 +19,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from robocl.build.models import make_model, model_from_artifact, model_path
-from robocl.data import collect_exploration
 from robocl.dynamics.base import DynamicsModel
 from robocl.robots.spec import nominal_env, require_simulator
+from robocl.sim.data import collect_exploration
 from robocl.utils.io import atomic_torch_save
 
 PRETRAIN_VERSION = 1  # bump when exploration or training changes so stale caches are not reused

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from robocl.cli.app import run_app
 from robocl.eval.progress import progress_bar
 from robocl.eval.results import build_results, format_summary_table, summarize, write_results
-from robocl.factory import load_callable
+from robocl.utils.imports import load_callable
 
 
 def run_bench(cfg: DictConfig, run_dir: Path) -> int:

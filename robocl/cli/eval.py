@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.cli.app import CONFIG_PACKAGE, UsageError, config_groups, run_app
 from robocl.cli.recorded import check_sources
 from robocl.eval.markdown import markdown_table
@@ -161,10 +161,10 @@ def _export(cfg: DictConfig, mapping, episodes) -> int:
 def evaluate(cfg: DictConfig, run_dir: Path) -> int:
     import torch
 
+    from robocl.build.factory import build
     from robocl.build.pretrained import pretrained_model, simulator_pretrained_model
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.factory import build
     from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
     from robocl.offline.plots import plot_errors
     from robocl.offline.readers import DataError, open_source

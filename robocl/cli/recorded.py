@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.errors import UsageError
 
 

@@ -14,9 +14,9 @@ from robocl.eval.progress import progress_bar
 from robocl.eval.results import format_summary_table, summarize
 from robocl.eval.sink import ResultSink
 from robocl.experiments.fanout import executor_settings, resuming
-from robocl.factory import load_callable
 from robocl.parallel.executor import executor_session
 from robocl.parallel.ledger import UnitLedger
+from robocl.utils.imports import load_callable
 
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
             "epe", "part_iou", "open_success", "infer_ms_median",  # cabinet_drag

@@ -27,7 +27,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.cli.app import UsageError, run_app
 from robocl.cli.recorded import check_sources
 from robocl.robots.spec import spec_from_config

@@ -2,7 +2,8 @@
 
 Each target turns a regime (a dict of the env's physical parameters, from `cl.tasks[i].params`)
 into an env setting, collects exploration data in it, and measures planner success on a short
-task in it. The continual runner stays robot-agnostic.
+task in it. The continual runner stays robot-agnostic. (The robots' codecs live in robocl.robots,
+the planner costs in robocl.planning.costs.)
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
 
 from robocl.control import Controller
-from robocl.data import collect_exploration
 from robocl.dynamics.base import Transitions
 from robocl.errors import UsageError
-from robocl.robots.codec import DeltaCodec
+from robocl.planning.costs import DoorCost, PushCost
+from robocl.sim.data import collect_exploration
 
 
 class CLTarget(Protocol):
@@ -82,7 +82,7 @@ class UGVTarget:
 
     def planner_success(self, env: gym.Env, controller: Controller, cost: Any, params: dict[str, Any],
                         seed: int) -> float:
-        from robocl.rollouts import run_waypoint_episode
+        from robocl.sim.rollouts import run_waypoint_episode
         from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
         gains = params.get("gains", (1.0, 1.0))
@@ -190,35 +190,6 @@ class QuadTarget:
         return wins / max(episodes, 1)
 
 
-class QuadCodec(DeltaCodec):
-    """Quadrotor state [pos, vel, roll/pitch/yaw, body rates]: features drop the position
-    (translation invariance); targets are deltas with the yaw change wrapped."""
-
-    def __init__(self) -> None:
-        super().__init__(12, 4)
-        self.feature_dim = 9
-
-    def features(self, state: Tensor) -> Tensor:
-        return state[..., 3:12]
-
-    def targets(self, state: Tensor, next_state: Tensor) -> Tensor:
-        from robocl.robots.codec import wrap_angle
-
-        d = next_state - state
-        return torch.cat([d[..., :8], wrap_angle(d[..., 8:9]), d[..., 9:]], dim=-1)
-
-    def integrate(self, state: Tensor, target: Tensor) -> Tensor:
-        from robocl.robots.codec import wrap_angle
-
-        nxt = state + target
-        return torch.cat([nxt[..., :8], wrap_angle(nxt[..., 8:9]), nxt[..., 9:]], dim=-1)
-
-
-def quad_codec(robot_cfg: DictConfig) -> QuadCodec:
-    """Codec factory (`robot.codec_factory`) for the quadrotor in the continual sequence."""
-    return QuadCodec()
-
-
 def make_target(cfg: DictConfig) -> CLTarget:
     kind = str(cfg.cl.target)
     if kind == "ugv":
@@ -230,71 +201,3 @@ def make_target(cfg: DictConfig) -> CLTarget:
     if kind == "quadrotor":
         return QuadTarget(cfg)
     raise UsageError(f"cl.target={kind!r}: no such continual target; accepted: ugv, pusher, door, quadrotor")
-
-
-# ---- manipulation: codecs and planner costs --------------------------------------------------------
-class PushCodec(DeltaCodec):
-    """Pusher state [finger xy, finger v, puck xy, puck v]: features drop the absolute position
-    (the puck relative to the finger and both velocities); targets are plain deltas."""
-
-    def __init__(self) -> None:
-        super().__init__(8, 2)
-        self.feature_dim = 6
-
-    def features(self, state: Tensor) -> Tensor:
-        return torch.cat([state[..., 4:6] - state[..., 0:2], state[..., 2:4], state[..., 6:8]], dim=-1)
-
-
-def push_codec(robot_cfg: DictConfig) -> PushCodec:
-    """Codec factory (`robot.codec_factory`) for the pusher."""
-    return PushCodec()
-
-
-def delta_codec(robot_cfg: DictConfig) -> DeltaCodec:
-    """Codec factory for robots whose model sees the whole state and predicts plain deltas (door)."""
-    return DeltaCodec(int(robot_cfg.state_dim), int(robot_cfg.action_dim))
-
-
-class PushCost:
-    """Puck-to-goal distance (heavier at the end) plus the finger's distance to the point just
-    behind the puck on the goal line, which is where a push toward the goal starts."""
-
-    def __init__(self, behind: float = 0.055, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
-        self.goal = torch.zeros(2)
-        self.behind = behind
-        self.approach_weight = approach_weight
-        self.terminal_weight = terminal_weight
-
-    def set_goal(self, goal: Tensor) -> None:
-        self.goal = torch.as_tensor(goal, dtype=torch.float32)[:2]
-
-    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
-        finger, puck = states[:, 1:, 0:2], states[:, 1:, 4:6]
-        to_goal = self.goal - puck
-        dist = torch.linalg.vector_norm(to_goal, dim=-1)
-        behind = puck - self.behind * to_goal / dist.clamp_min(1e-6)[..., None]
-        approach = torch.linalg.vector_norm(finger - behind, dim=-1)
-        return dist.sum(1) + self.terminal_weight * dist[:, -1] + self.approach_weight * approach.sum(1)
-
-
-class DoorCost:
-    """How far the leaf is short of the goal angle, plus the finger's distance to a push point on
-    the leaf's -y face (at 60 % of the nominal width: the planner does not know the true size)."""
-
-    def __init__(self, width: float = 0.30, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
-        self.goal = torch.ones(1)
-        self.width = width
-        self.approach_weight = approach_weight
-        self.terminal_weight = terminal_weight
-
-    def set_goal(self, goal: Tensor) -> None:
-        self.goal = torch.as_tensor(goal, dtype=torch.float32).reshape(-1)[:1]
-
-    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
-        angle, finger = states[:, 1:, 4], states[:, 1:, 0:2]
-        short = torch.relu(self.goal[0] - angle)
-        c, s = torch.cos(angle), torch.sin(angle)
-        r = 0.6 * self.width
-        point = torch.stack([r * c + 0.03 * s, r * s - 0.03 * c], dim=-1)
-        approach = torch.linalg.vector_norm(finger - point, dim=-1)
-        return short.sum(1) + self.terminal_weight * short[:, -1] + self.approach_weight * approach.sum(1)

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from robocl.build.methods import MethodSpec
 from robocl.build.pretrained import pretrained_model
 from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel
-from robocl.methods import MethodSpec
 from robocl.refiners.base import Refiner
 
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
+from robocl.build.factory import build
 from robocl.build.models import make_codec
 from robocl.continual.base import ContinualStrategy
 from robocl.continual.trainable import TrainableStrategy
@@ -33,9 +34,9 @@ from robocl.eval import continual as cm
 from robocl.eval.sink import ResultSink
 from robocl.experiments.cl_robots import make_target
 from robocl.experiments.fanout import fan_out
-from robocl.factory import build, load_callable
 from robocl.parallel.units import Unit, UnitContext, UnitProgress
 from robocl.refiners.base import Refiner
+from robocl.utils.imports import load_callable
 from robocl.utils.io import atomic_write_text
 
 PLANNER_ROWS = ("none", "last", "diag_last", "all")
@@ -164,7 +165,7 @@ def plan_success(cfg: DictConfig, spec: dict[str, Any], strategy: ContinualStrat
     target.set_regime(env, spec["tasks"][task])
     model = strategy.model
     cost = target.make_cost()
-    planner_factory = load_callable(f"robocl.planning.factory:{cfg.cl.plan.planner}")
+    planner_factory = load_callable(f"robocl.build.planners:{cfg.cl.plan.planner}")
     test = spec["_tests"][task]
     with _evaluating(strategy, task, test):
         planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
@@ -185,7 +186,7 @@ def planning_timing(cfg: DictConfig, reps: int, seed: int = 0) -> dict[str, floa
     cost = make_target(cfg).make_cost()
     if hasattr(cost, "set_goal"):
         cost.set_goal(torch.ones(3))  # each cost keeps the leading dims it uses
-    factory = load_callable(f"robocl.planning.factory:{cfg.cl.plan.planner}")
+    factory = load_callable(f"robocl.build.planners:{cfg.cl.plan.planner}")
     planners = {name: factory(cfg.planner, dynamics=m.step, cost=cost, robot=cfg.robot, seed=seed,
                               reset_particles=m.reset_particles) for name, m in (("hypernet", hnet), ("mlp", mlp))}
     state = torch.zeros(int(make_codec(cfg).state_dim))

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.errors import UsageError
 from robocl.parallel.executor import EXECUTORS, ExecutorSettings, default_workers, run_units
 from robocl.parallel.ledger import UnitLedger

@@ -20,8 +20,9 @@ import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.build.controller import make_controller
+from robocl.build.methods import parse_methods
 from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
@@ -29,12 +30,11 @@ from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats
 from robocl.experiments.fanout import fan_out
-from robocl.methods import parse_methods
 from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.tracking import ReferenceTrackingCost
 from robocl.robots.quadrotor import regime_params
+from robocl.sim.tracking import run_tracking_episode
 from robocl.tasks.waypoints import GainSchedule
-from robocl.tracking_rollouts import run_tracking_episode
 
 TASKS = ("hover", "figure_eight", "waypoints")
 

@@ -19,8 +19,9 @@ import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.build.controller import make_controller
+from robocl.build.methods import parse_method, parse_methods
 from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
@@ -29,10 +30,9 @@ from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats
 from robocl.experiments.fanout import fan_out
 from robocl.experiments.ugv_continual import load_courses, physics_params
-from robocl.methods import parse_method, parse_methods
 from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.costs import WaypointCost
-from robocl.rollouts import run_waypoint_episode
+from robocl.sim.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
 HEADLINE_RATIO = 1.342  # the paper's +34.2% success over the best baseline

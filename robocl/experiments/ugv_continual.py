@@ -14,18 +14,18 @@ import numpy as np
 import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.build.controller import make_controller
+from robocl.build.methods import parse_methods
 from robocl.errors import UsageError
 from robocl.eval.loggers import make_logger
 from robocl.eval.plots import plot_paths
 from robocl.eval.sink import ResultSink
 from robocl.experiments.common import controller_metrics, nominal_models
 from robocl.experiments.fanout import fan_out
-from robocl.methods import parse_methods
 from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.costs import WaypointCost
-from robocl.rollouts import run_waypoint_episode
+from robocl.sim.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
 
 

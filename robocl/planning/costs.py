@@ -50,3 +50,48 @@ class QuadraticGoalCost:
     def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
         err = (states[:, 1:] - self.goal) ** 2 * self.state_weights
         return err.sum((1, 2)) + self.action_weight * actions.pow(2).sum((1, 2))
+
+
+class PushCost:
+    """Puck-to-goal distance (heavier at the end) plus the finger's distance to the point just
+    behind the puck on the goal line, which is where a push toward the goal starts."""
+
+    def __init__(self, behind: float = 0.055, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
+        self.goal = torch.zeros(2)
+        self.behind = behind
+        self.approach_weight = approach_weight
+        self.terminal_weight = terminal_weight
+
+    def set_goal(self, goal: Tensor) -> None:
+        self.goal = torch.as_tensor(goal, dtype=torch.float32)[:2]
+
+    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
+        finger, puck = states[:, 1:, 0:2], states[:, 1:, 4:6]
+        to_goal = self.goal - puck
+        dist = torch.linalg.vector_norm(to_goal, dim=-1)
+        behind = puck - self.behind * to_goal / dist.clamp_min(1e-6)[..., None]
+        approach = torch.linalg.vector_norm(finger - behind, dim=-1)
+        return dist.sum(1) + self.terminal_weight * dist[:, -1] + self.approach_weight * approach.sum(1)
+
+
+class DoorCost:
+    """How far the leaf is short of the goal angle, plus the finger's distance to a push point on
+    the leaf's -y face (at 60 % of the nominal width: the planner does not know the true size)."""
+
+    def __init__(self, width: float = 0.30, approach_weight: float = 0.5, terminal_weight: float = 2.0) -> None:
+        self.goal = torch.ones(1)
+        self.width = width
+        self.approach_weight = approach_weight
+        self.terminal_weight = terminal_weight
+
+    def set_goal(self, goal: Tensor) -> None:
+        self.goal = torch.as_tensor(goal, dtype=torch.float32).reshape(-1)[:1]
+
+    def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
+        angle, finger = states[:, 1:, 4], states[:, 1:, 0:2]
+        short = torch.relu(self.goal[0] - angle)
+        c, s = torch.cos(angle), torch.sin(angle)
+        r = 0.6 * self.width
+        point = torch.stack([r * c + 0.03 * s, r * s - 0.03 * c], dim=-1)
+        approach = torch.linalg.vector_norm(finger - point, dim=-1)
+        return short.sum(1) + self.terminal_weight * short[:, -1] + self.approach_weight * approach.sum(1)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from robocl.data import smooth_random_actions
+from robocl.sim.data import smooth_random_actions
 
 
 @dataclass

@@ -160,7 +160,7 @@ def uses_learned_simulator(node: Any, robot: Any) -> bool:
 def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
     """Simulate the regimes named by `node.data` in the robot's env (generator = module:function),
     or, for a robot known only by its learned model, in that model (robocl/refiners/model_env.py)."""
-    from robocl.factory import load_callable
+    from robocl.utils.imports import load_callable
 
     report = None
     if progress is not None:

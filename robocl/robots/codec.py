@@ -9,7 +9,7 @@ All methods are batched over leading dimensions and run in torch.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -94,3 +94,8 @@ class PlanarBodyCodec:
 def planar_codec(robot_cfg: object) -> PlanarBodyCodec:
     """Factory named by `robot.codec_factory` for planar ground robots."""
     return PlanarBodyCodec()
+
+
+def delta_codec(robot_cfg: Any) -> DeltaCodec:
+    """Codec factory for robots whose model sees the whole state and predicts plain deltas (door)."""
+    return DeltaCodec(int(robot_cfg.state_dim), int(robot_cfg.action_dim))

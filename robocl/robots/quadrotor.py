@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from robocl.errors import UsageError
-from robocl.robots.codec import wrap_angle
+from robocl.robots.codec import DeltaCodec, wrap_angle
 
 
 class QuadrotorCodec:
@@ -44,6 +44,32 @@ class QuadrotorCodec:
 def quadrotor_codec(robot_cfg: object) -> QuadrotorCodec:
     """Factory named by `robot.codec_factory` in configs/robot/quadrotor.yaml."""
     return QuadrotorCodec()
+
+
+class QuadCodec(DeltaCodec):
+    """The continual sequence's quadrotor codec (experiment=cl_quad): state [pos, vel, roll/pitch/yaw, body
+    rates]; features drop the position (translation invariance), the angles enter as they are; targets are
+    deltas with the yaw change wrapped."""
+
+    def __init__(self) -> None:
+        super().__init__(12, 4)
+        self.feature_dim = 9
+
+    def features(self, state: Tensor) -> Tensor:
+        return state[..., 3:12]
+
+    def targets(self, state: Tensor, next_state: Tensor) -> Tensor:
+        d = next_state - state
+        return torch.cat([d[..., :8], wrap_angle(d[..., 8:9]), d[..., 9:]], dim=-1)
+
+    def integrate(self, state: Tensor, target: Tensor) -> Tensor:
+        nxt = state + target
+        return torch.cat([nxt[..., :8], wrap_angle(nxt[..., 8:9]), nxt[..., 9:]], dim=-1)
+
+
+def quad_codec(robot_cfg: object) -> QuadCodec:
+    """Codec factory (`robot.codec_factory`) for the quadrotor in the continual sequence."""
+    return QuadCodec()
 
 
 def hold_altitude(target_z: float = 1.2, gain: float = 0.8, box: float = 3.0):

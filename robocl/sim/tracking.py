@@ -1,4 +1,4 @@
-"""Simulation episodes for reference tracking (quadrotor hover / figure eight / waypoints)."""
+"""Reference-tracking episodes (quadrotor hover / figure eight / waypoints): a Controller tracks `reference(t)`."""
 
 from __future__ import annotations
 

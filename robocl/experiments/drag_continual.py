@@ -20,20 +20,20 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.drag.baselines import learned
 from robocl.drag.continual import SETTINGS, STRATEGIES, StrategyConfig, make_strategy
 from robocl.drag.datagen import load_index
 from robocl.drag.dataset import load_split
 from robocl.drag.evaluate import evaluate
-from robocl.drag.experiment import CACHE_VERSION, Spec, _hash, dataset, trained_model, workspace
-from robocl.drag.experiment import validate as validate_drag
 from robocl.drag.model import DragPredictor
 from robocl.drag.train import TrainConfig, load_checkpoint, train_two_stage
 from robocl.errors import UsageError
 from robocl.eval import continual as cm
 from robocl.eval.progress import NullProgress
 from robocl.eval.sink import ResultSink
+from robocl.experiments.cabinet_drag import CACHE_VERSION, Spec, _hash, dataset, trained_model, workspace
+from robocl.experiments.cabinet_drag import validate as validate_drag
 from robocl.utils.io import atomic_write_text
 
 BASE_MODEL = "drag_ms"

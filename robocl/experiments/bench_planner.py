@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 
 from robocl.bench.timing import interleaved_times, ratio_summary, timing_row
 from robocl.build.models import make_model, model_path
+from robocl.build.planners import mppi as build_mppi
 from robocl.build.pretrained import pretrained_model
 from robocl.planning.costs import WaypointCost
-from robocl.planning.factory import mppi as build_mppi
 
 
 def _pytorch_mppi(model, cost: WaypointCost, cfg: DictConfig):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robocl.build import checks as check
 from robocl.errors import UsageError
 
 PLANNERS = ("mppi", "cem")
@@ -36,16 +37,18 @@ def parse_method(name: str) -> MethodSpec:
 
 def parse_methods(cfg) -> list[MethodSpec]:
     """`methods=[...]` of a config, checked: `_afm` methods need the AFM refiner selected."""
-    from robocl import config_check as check
-
     methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
     if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
         raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
-    # the planner class comes from the method's name and its settings from `planner=`: they must agree,
-    # or planner=cem methods=[mppi] would run MPPI with CEM's settings
+    check_planner(cfg, methods)
+    return methods
+
+
+def check_planner(cfg, methods: list[MethodSpec], key: str = "methods") -> None:
+    """The planner class comes from the method's name and its settings from `planner=`: they must agree,
+    or planner=cem methods=[mppi] would run MPPI with CEM's settings (`key`: where the methods were named)."""
     kind = cfg.planner.get("kind") if cfg.get("planner") is not None else None
     other = next((m for m in methods if kind is not None and m.planner != str(kind)), None)
     if other is not None:
-        raise UsageError(f"methods: {other.name} plans with {other.planner}, but planner={kind} configures {kind}; "
-                         f"use planner={other.planner}, or methods named {kind}[_afm][_online]")
-    return methods
+        raise UsageError(f"{key}: {other.name} plans with {other.planner}, but planner={kind} configures {kind}; "
+                         f"use planner={other.planner}, or {key} named {kind}[_afm][_online]")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from robocl import config_check as check
+from robocl.build import checks as check
 from robocl.drag.baselines import Predictor, learned, nearest_part, rigid
 from robocl.drag.compiled import compiled_forward
 from robocl.drag.datagen import DatagenConfig, generate, load_index

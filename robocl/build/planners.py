@@ -1,4 +1,5 @@
-"""Planner factories named by configs/planner/*.yaml."""
+"""Config -> planner: MPPI or CEM with `planner=`'s settings and the robot's action box (named by
+configs/planner/*.yaml; the class is the method's, see `robocl.build.methods`)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from robocl import config_check as check
 from robocl.bench.timing import interleaved_times, ratio_summary, timing_row
+from robocl.build import checks as check
 from robocl.drag.compiled import compile_predictor
 from robocl.drag.model import DragPredictor
 from robocl.drag.train import load_checkpoint
