@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from robocl_ros import RosUnavailable
 from robocl_ros.params import apply, defaults
 from robocl_ros.robots import BINDINGS, RobotBinding, make_cost
@@ -209,7 +209,7 @@ def _stop_on_signals(stop) -> None:
 
 
 def _write_results(cfg: DictConfig, run_dir: Path, core, sink_cls) -> None:
-    sink = sink_cls(run_dir, "ros", str(cfg.experiment_name), cfg)
+    sink = sink_cls(run_dir, "ros", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     m = core.mission
     s = core.controller.stats
     row = {

@@ -134,7 +134,7 @@ def run_sim(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
         metrics = sim.run(seed=int(cfg.ros.sim.seed))
     finally:
         transport.close()
-    sink = ResultSink(run_dir, "ros-sim", str(cfg.experiment_name), cfg)
+    sink = ResultSink(run_dir, "ros-sim", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     sink.add_run({"method": "ros-sim", "seed": int(cfg.ros.sim.seed), "task": f"{cfg.ros.transport}-{binding.name}",
                   **metrics})
     atomic_write_text(run_dir / "odom_log.csv",

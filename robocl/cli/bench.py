@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robocl.cli.app import run_app
 from robocl.eval.progress import progress_bar
@@ -18,8 +18,8 @@ def run_bench(cfg: DictConfig, run_dir: Path) -> int:
     with progress_bar(bool(cfg.runtime.progress)) as progress:
         out = suite(cfg, progress)
     summary = summarize(out["runs"])
-    doc = build_results("bench", f"bench_{cfg.suite.name}", cfg, out["runs"], summary, out.get("notes"),
-                        {"ratios": out.get("ratios", {})})
+    doc = build_results("bench", f"bench_{cfg.suite.name}", OmegaConf.to_container(cfg, resolve=True), out["runs"],
+                        summary, out.get("notes"), {"ratios": out.get("ratios", {})})
     write_results(run_dir, doc)
     print(format_summary_table(summary))
     for key, value in doc["ratios"].items():

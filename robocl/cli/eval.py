@@ -177,7 +177,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
     seed = int(cfg.seed)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-eval[/] {len(episodes)} episode(s) from {cfg.data.path} -> {run_dir}")
-    sink = ResultSink(run_dir, "eval", str(cfg.experiment_name), cfg)
+    sink = ResultSink(run_dir, "eval", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     sink.extra["episodes"] = []
     results = []
     try:

@@ -43,7 +43,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     runner = getattr(runner, "run", runner)
     if resuming(cfg):  # a ledger for another config is one line, before anything is loaded or printed
         UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=True)
-    sink = ResultSink(run_dir, "run", str(cfg.experiment_name), cfg)
+    sink = ResultSink(run_dir, "run", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")
     settings = executor_settings(cfg)

@@ -129,7 +129,7 @@ def train(cfg: DictConfig, run_dir: Path) -> int:
     else:
         checkpoint.unlink(missing_ok=True)  # a new run: an earlier run's checkpoint here is not its own
     limit = OmegaConf.select(cfg, "data.max_transitions")
-    sink = ResultSink(run_dir, "train", str(cfg.experiment_name), cfg)
+    sink = ResultSink(run_dir, "train", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     t_start = time.perf_counter()
     with progress_bar(bool(cfg.runtime.progress)) as progress:
         expected = sum(min(i.expected_ticks(mapping.period_ns), int(limit) if limit else 1 << 62) for i in infos)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 
 class NoLogger:
@@ -52,14 +51,14 @@ class CsvLogger(NoLogger):
 class WandbLogger(NoLogger):
     wants_steps = True
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, name: str) -> None:
+    def __init__(self, settings: Mapping[str, Any], run_dir: Path, name: str, config: dict[str, Any]) -> None:
         import wandb
 
-        os.environ.setdefault("WANDB_MODE", str(cfg.logger.get("mode", "offline")))
+        os.environ.setdefault("WANDB_MODE", str(settings.get("mode", "offline")))
         os.environ.setdefault("WANDB_SILENT", "true")
         self.wandb = wandb
-        self.run = wandb.init(project=str(cfg.logger.get("project", "robocl")), name=name, dir=str(run_dir),
-                              config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous")
+        self.run = wandb.init(project=str(settings.get("project", "robocl")), name=name, dir=str(run_dir),
+                              config=config, reinit="finish_previous")
         self._step = 0
 
     def log_step(self, row: dict[str, Any]) -> None:
@@ -74,10 +73,13 @@ class WandbLogger(NoLogger):
         self.run.finish()
 
 
-def make_logger(cfg: DictConfig, run_dir: Path) -> NoLogger:
-    kind = str(OmegaConf.select(cfg, "logger.kind", default="none"))
+def make_logger(settings: Mapping[str, Any], run_dir: Path, name: str = "robocl", config: dict[str, Any] | None = None,
+                append: bool = False) -> NoLogger:
+    """The logger that `settings` (the `logger=` config as plain data: kind, mode, project) names; `config`
+    (the run's, as plain data) goes to wandb; `append`: a resumed run's steps.csv keeps its rows."""
+    kind = str(settings.get("kind", "none"))
     if kind == "csv":
-        return CsvLogger(run_dir, append=bool(OmegaConf.select(cfg, "resume", default=False)))
+        return CsvLogger(run_dir, append=append)
     if kind == "wandb":
-        return WandbLogger(cfg, run_dir, str(cfg.get("experiment_name", "robocl")))
+        return WandbLogger(settings, run_dir, name, config or {})
     return NoLogger()

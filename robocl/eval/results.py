@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from robocl.eval.markdown import markdown_table
 from robocl.utils.io import atomic_write_json, atomic_write_text, json_safe
@@ -49,19 +48,19 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def build_results(
     command: str,
     experiment: str,
-    config: DictConfig | dict[str, Any],
+    config: dict[str, Any],
     runs: list[dict[str, Any]],
     summary: dict[str, dict[str, float]] | None = None,
     notes: list[str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The robocl.results/1 document; `config` is the run's config as plain data."""
     notes = list(notes or [])
-    cfg = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
     doc = {
         "schema": SCHEMA,
         "command": command,
         "experiment": experiment,
-        "config": cfg,
+        "config": config,
         "versions": versions(),
         "summary": summary if summary is not None else summarize(runs),
         "runs": runs,

@@ -3,15 +3,17 @@ the metrics a run reports about its controller. (Models and controllers are buil
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robocl.build.methods import MethodSpec
 from robocl.build.pretrained import pretrained_model
 from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel
+from robocl.eval.loggers import NoLogger, make_logger
 from robocl.refiners.base import Refiner
 
 
@@ -30,6 +32,15 @@ def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progre
                                                     progress=progress)
         sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
     return base_model, refiner_net
+
+
+def run_logger(cfg: DictConfig, run_dir: Path) -> NoLogger:
+    """The run's logger (`logger=`: none, csv or wandb), given its settings and the config as plain data."""
+    node = OmegaConf.select(cfg, "logger")
+    settings = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
+    return make_logger(settings, run_dir, name=str(cfg.get("experiment_name", "robocl")),
+                       config=OmegaConf.to_container(cfg, resolve=True),
+                       append=bool(OmegaConf.select(cfg, "resume", default=False)))
 
 
 def refiner_stats(refiner: Refiner) -> dict[str, Any]:

@@ -336,11 +336,11 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     ledger = fan_out(cfg, run_dir, progress, sink, plan, run_unit, None, on_result=on_result,
                      build_shared=build_shared)
     details.update({key.replace("|", "/"): detail for key, detail in ledger.details(plan).items()})
-    summary = write_reports(run_dir, sink, names)
+    summary = write_reports(run_dir, sink, names, OmegaConf.select(cfg, "dynamics.embedding_dim"))
     print(summary + f"\n\nreport: {run_dir / 'continual.md'}\n")
 
 
-def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> str:
+def write_reports(run_dir: Path, sink: ResultSink, names: list[str], embedding_dim: int | None) -> str:
     """continual.md (summary, acceptance ratios, matrices), heatmaps and curves for the first seed."""
     doc = sink.flush()
     summary = doc["summary"]
@@ -355,8 +355,7 @@ def write_reports(run_dir: Path, sink: ResultSink, names: list[str]) -> str:
              "acc = 1 - nMSE; nMSE = one-step MSE / target variance of the task (dims scaled by their "
              "pooled std); dyn_* in nMSE.",
              "", cm.markdown_summary(summary, metrics), ""]
-    checks = acceptance_lines(summary, sink.extra.get("planning_timing"),
-                              OmegaConf.select(sink.cfg, "dynamics.embedding_dim"))
+    checks = acceptance_lines(summary, sink.extra.get("planning_timing"), embedding_dim)
     parts += checks
     for method, d in first.items():
         parts += ["", cm.markdown_matrix(d["dyn_mse"], names, f"{method}: dynamics nMSE R[i][j]"), ""]

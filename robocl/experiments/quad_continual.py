@@ -24,11 +24,10 @@ from robocl.build import checks as check
 from robocl.build.controller import make_controller
 from robocl.build.methods import parse_methods
 from robocl.errors import UsageError
-from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_tracking
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats
+from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats, run_logger
 from robocl.experiments.fanout import fan_out
 from robocl.parallel.units import Unit, UnitContext
 from robocl.planning.tracking import ReferenceTrackingCost
@@ -182,7 +181,7 @@ def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext
 def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     spec = validate(cfg)
     base_model, refiner_net = nominal_models(cfg, spec["methods"], sink, progress)
-    logger = make_logger(cfg, run_dir)
+    logger = run_logger(cfg, run_dir)
     several = len(spec["conditions"]) > 1
     plan = {u.key: u for u in units(spec)}
     traces: dict[str, dict[str, Any]] = {c: {} for c in spec["conditions"]}

@@ -23,11 +23,10 @@ from robocl.build import checks as check
 from robocl.build.controller import make_controller
 from robocl.build.methods import parse_method, parse_methods
 from robocl.errors import UsageError
-from robocl.eval.loggers import make_logger
 from robocl.eval.markdown import markdown_table
 from robocl.eval.plots import plot_bars, save_figure
 from robocl.eval.sink import ResultSink
-from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats
+from robocl.experiments.common import controller_metrics, nominal_models, refiner_stats, run_logger
 from robocl.experiments.fanout import fan_out
 from robocl.experiments.ugv_continual import load_courses, physics_params
 from robocl.parallel.units import Unit, UnitContext
@@ -114,7 +113,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink: ResultSink) -> None:
     base_model, refiner_net = nominal_models(cfg, spec["methods"], sink, progress)
     if spec["quick"]:
         sink.note("afm.quick: reduced grid (first seed, first course, first afm.quick_gains gain pairs)")
-    logger = make_logger(cfg, run_dir)
+    logger = run_logger(cfg, run_dir)
     finished = [0]
 
     def on_result(result) -> None:

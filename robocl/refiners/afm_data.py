@@ -177,14 +177,15 @@ HOOKS = {
 
 
 def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], None] | None = None,
-             robot: str = "ugv") -> AFMData:
+             robot: str = "ugv", physics_prob: float | None = None) -> AFMData:
     """Simulate `node.regimes` regime episodes of `node.steps` steps in `env` (a robocl env with
     `set_params`/`set_gains`), labelled with the nominal `model`'s predictions.
 
     node keys: regimes, steps, seed, gain_range, negative_prob, nominal_prob, physics_prob,
     intended_prob, pursuit_prob (regimes whose planned actions pursue random goals rather than
     being smooth random), holdout_gains, holdout_radius, gain_dims (channels that get gains; the
-    rest stay 1), max_payload_kg (UGV) / max_payload_frac (quadrotor) nuisances.
+    rest stay 1), max_payload_kg (UGV) / max_payload_frac (quadrotor) nuisances. `physics_prob`, if given,
+    replaces node.physics_prob (0 for a learned model: it has no physics to perturb).
     """
     hooks = HOOKS[robot]
     rng = np.random.default_rng(int(node.seed))
@@ -199,7 +200,7 @@ def generate(env: Any, model: Any, node: Any, progress: Callable[[int, int], Non
         gains = np.ones(dim)
         gains[gain_dims] = sample_gains(rng, len(gain_dims), tuple(node.gain_range), float(node.negative_prob),
                                         float(node.nominal_prob), holdout, float(node.holdout_radius))
-        nuisance = rng.random() < float(node.physics_prob)
+        nuisance = rng.random() < float(node.physics_prob if physics_prob is None else physics_prob)
         env.set_params(hooks.nuisance(rng, node) if nuisance else hooks.nominal())
         env.set_gains(tuple(gains))
         obs, _ = env.reset(seed=int(rng.integers(1 << 30)))

@@ -17,13 +17,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from robocl.refiners.afm import AFMFlow, AFMNet, AFMShape
 from robocl.refiners.afm_data import AFMData
+from robocl.utils.imports import load_callable
 from robocl.utils.io import atomic_torch_save
 from robocl.utils.lightning import fit_quietly, quiet_trainer
+from robocl.utils.plain import plain
 
 AFM_VERSION = 1  # bump when data generation or the network changes so stale caches are not reused
 RUNTIME_KEYS = ("factory", "cache_dir", "solver", "steps", "threshold", "cooldown")  # not in the cache key
@@ -44,10 +45,8 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def cache_path(node: Any, robot: Any, model: torch.nn.Module) -> Path:
-    cfg = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    payload = {"v": AFM_VERSION, "refiner": {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS},
-               "robot": OmegaConf.to_container(robot, resolve=True) if isinstance(robot, DictConfig) else robot,
-               "model": model_fingerprint(model)}
+    payload = {"v": AFM_VERSION, "refiner": {k: v for k, v in plain(node).items() if k not in RUNTIME_KEYS},
+               "robot": plain(robot), "model": model_fingerprint(model)}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(str(node.cache_dir)) / f"afm-{robot.name}-{key}.pt"
 
@@ -160,8 +159,6 @@ def uses_learned_simulator(node: Any, robot: Any) -> bool:
 def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
     """Simulate the regimes named by `node.data` in the robot's env (generator = module:function),
     or, for a robot known only by its learned model, in that model (robocl/refiners/model_env.py)."""
-    from robocl.utils.imports import load_callable
-
     report = None
     if progress is not None:
         task = progress.add_task("afm data (regimes)", total=int(node.data.regimes), status="")
@@ -176,8 +173,8 @@ def make_data(node: Any, robot: Any, model: Any, progress=None) -> AFMData:
             raise UsageError(f"refiner=afm on robot {robot.name}: training regimes on a learned model needs codec "
                              f"{' or '.join(HOOKS)} (got {codec})")
         env = LearnedModelEnv(model, codec, robot.action_low, robot.action_high, seed=int(node.data.seed))
-        data_node = OmegaConf.merge(node.data, {"physics_prob": 0.0})  # no physics to perturb in a learned model
-        return generate(env, model, data_node, report, robot=HOOKS[codec])
+        # no physics to perturb in a learned model
+        return generate(env, model, node.data, report, robot=HOOKS[codec], physics_prob=0.0)
     import gymnasium as gym
     import robocl_envs  # noqa: F401  (registers the envs)
 

@@ -9,10 +9,12 @@ model is never run on a robot whose state or command it does not understand.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from robocl.errors import UsageError
+from robocl.utils.plain import plain
 
 CODECS = ("planar", "quadrotor", "vector")
 # Fixed layouts of the built-in codecs: (state entries, command entries, angle entries by position).
@@ -113,10 +115,11 @@ def _floats(node: Any, key: str, where: str, n: int) -> tuple[float, ...]:
 
 
 def _show(value: Any) -> str:
+    """A value as the message shows it: a config node (a mapping or list that is not a builtin one) as plain
+    dicts and lists, anything else by its repr."""
     try:
-        from omegaconf import OmegaConf
-
-        return str(OmegaConf.to_container(value)) if OmegaConf.is_config(value) else repr(value)
+        config_node = isinstance(value, (Mapping, Sequence)) and not isinstance(value, (str, bytes, dict, list, tuple))
+        return str(plain(value)) if config_node else repr(value)
     except Exception:
         return repr(value)
 
