@@ -53,9 +53,10 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     transport = str(check.get(cfg, "ros.transport"))
     if transport not in TRANSPORTS:
         raise UsageError(f"ros.transport={transport}: accepted: {', '.join(TRANSPORTS)}")
-    from robocl.build.methods import parse_method
+    from robocl.build.methods import check_planner, parse_method
 
-    parse_method(str(check.get(cfg, "ros.method")))
+    # the method names the planner class, planner= its settings: planner=cem ros.method=mppi_online is an error
+    check_planner(cfg, [parse_method(str(check.get(cfg, "ros.method")))], key="ros.method")
     from robocl.build.models import adopt_model_settings, model_path
     from robocl.dynamics.artifact import file_fingerprint
 

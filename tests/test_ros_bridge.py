@@ -67,6 +67,7 @@ def test_robocl_ros_without_ros_says_how_to_install(no_ros_env, tmp_path, transp
     (["ros.rate_hz=0"], "ros.rate_hz"),
     (["ros.rate_hz=10"], "ros.rate_hz=10"),  # learning needs rate = 1/robot.dt
     (["ros.method=mppi_fast"], "mppi_fast"),
+    (["planner=cem"], "ros.method: mppi_online plans with mppi, but planner=cem"),  # not MPPI with CEM's settings
     (["robot=quadrotor", "ros.topics.waypoints_type=list"], "ros.topics.waypoints_type"),
     (["ros.watchdog.budget_factor=1.5"], "ros.watchdog.budget_factor"),
     (["ros.watchdog.overrun_limit=30"], "overrun_limit=30"),  # more than the window it is counted over
