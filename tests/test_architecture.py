@@ -1,8 +1,11 @@
 """The import rules, checked on the source: no import cycles between modules (module-level imports,
 `TYPE_CHECKING` blocks excluded) in robocl, robocl_ros and robocl_envs, and nothing outside
 `robocl/cli` imports `robocl.cli` (at any level): the command line is the outermost layer. Models and
-controllers are assembled by `robocl.build`, which the ROS node uses instead of the experiment runners;
-Lightning is imported only by the offline trainers; a private `_name` is used only in the module defining it."""
+controllers are assembled by `robocl.build` (config -> objects), which only the wiring imports: the commands,
+the experiment runners and the ROS node's set-up; it is also the only place besides them that reads configs
+through omegaconf (with the offline recorder's run wiring). The simulation episodes (`robocl.sim`) import none
+of those layers. Every `module:function` a config names loads. Lightning is imported only by the offline
+trainers; a private `_name` is used only in the module defining it."""
 
 from __future__ import annotations
 
@@ -106,6 +109,84 @@ def test_the_build_layer_imports_no_layer_above_it():
                  if under(name, "robocl.build") for line, i in imports_anywhere(path)
                  if any(under(i, a) for a in above)]
     assert "robocl.build.pretrained" in modules() and not offenders, offenders
+
+
+# The wiring: where a config (an omegaconf node) becomes objects and runs. Everything else takes plain values,
+# or reads a config node through its Mapping interface (a component's from_config).
+WIRING_PACKAGES = ("robocl.build", "robocl.experiments", "robocl.cli")
+ROS_WIRING = {"robocl_ros.node", "robocl_ros.params", "robocl_ros.simnode"}
+OMEGACONF_WIRING = ROS_WIRING | {"robocl.offline.recording"}  # the offline recorder's run set-up
+
+
+def wiring(name: str, extra: set[str]) -> bool:
+    return name in extra or any(under(name, p) for p in WIRING_PACKAGES)
+
+
+def test_omegaconf_is_imported_only_by_the_wiring():
+    """robocl.build, the runners, the commands, the ROS node's set-up and the offline recorder's run wiring read
+    configs with omegaconf; results, loggers, robots, refiners, benchmarks' timing and the rest take plain values."""
+    mods = modules()
+    assert OMEGACONF_WIRING <= set(mods), OMEGACONF_WIRING - set(mods)
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in mods.items()
+                 if not wiring(name, OMEGACONF_WIRING) for line, i in imports_anywhere(path) if under(i, "omegaconf")]
+    assert not offenders, offenders
+
+
+def test_only_the_wiring_imports_the_build_layer():
+    """Config -> object code lives in robocl.build; only the commands, the runners and the ROS node's set-up
+    import it (`robocl.load_model` reaches it lazily through the public API map, not by an import)."""
+    mods = modules()
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in mods.items()
+                 if not wiring(name, ROS_WIRING) for line, i in imports_anywhere(path) if under(i, "robocl.build")]
+    gone = [m for m in ("robocl.factory", "robocl.methods", "robocl.config_check", "robocl.planning.factory")
+            if m in mods]  # config -> object modules outside robocl.build
+    assert {"robocl.build.factory", "robocl.build.methods", "robocl.build.checks", "robocl.build.planners"} <= set(mods)
+    assert not offenders and not gone, (offenders, gone)
+
+
+def test_the_simulation_episodes_import_no_wiring():
+    """robocl.sim (exploration data, waypoint and tracking episodes) runs a given env and controller: it imports
+    neither the commands, the runners nor the assembly layer, at any level."""
+    above = ("robocl.cli", "robocl.experiments", "robocl.build", "robocl_ros")
+    mods = modules()
+    offenders = [f"{path.relative_to(ROOT)}:{line} {i}" for name, path in mods.items()
+                 if under(name, "robocl.sim") for line, i in imports_anywhere(path) if any(under(i, a) for a in above)]
+    assert {"robocl.sim.data", "robocl.sim.rollouts", "robocl.sim.tracking"} <= set(mods) and not offenders, offenders
+
+
+CALLABLE_KEYS = ("factory", "codec_factory", "generator", "runner")
+
+
+def named_callables(node, where: str):
+    """(file:key, 'module:function') for every CALLABLE_KEYS string in a parsed YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in CALLABLE_KEYS and isinstance(value, str) and "$" not in value:
+                yield f"{where}:{key}", value
+            else:
+                yield from named_callables(value, where)
+    elif isinstance(node, list):
+        for item in node:
+            yield from named_callables(item, where)
+
+
+def test_every_module_function_a_config_names_loads():
+    """`factory:`, `codec_factory:`, `refiner.data.generator` and `runner:` in configs/ name code by its path:
+    each must load (a module moved without its config following would fail only when that config runs)."""
+    import yaml
+
+    from robocl.errors import UsageError
+    from robocl.utils.imports import load_callable
+
+    named = [item for path in sorted((ROOT / "configs").rglob("*.yaml"))
+             for item in named_callables(yaml.safe_load(path.read_text()), str(path.relative_to(ROOT)))]
+    broken = []
+    for where, spec in named:
+        try:
+            load_callable(spec, where)
+        except UsageError as exc:
+            broken.append(str(exc))
+    assert len(named) > 20 and not broken, broken
 
 
 LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")
