@@ -28,14 +28,10 @@ from robocl_ros.core import NodeCore, NodeSettings, WallClock
 from robocl_ros.robots import make_cost
 
 from robocl.build.controller import make_controller
+from robocl.build.methods import parse_method
 from robocl.build.models import make_model
 from robocl.cli.app import compose
 from robocl.refiners.base import Refiner
-
-try:  # robocl.methods moves under robocl.build (issue 31)
-    from robocl.build.methods import parse_method
-except ImportError:  # pragma: no cover - before the move
-    from robocl.methods import parse_method
 
 PERIOD = 0.1  # control period (s)
 DEADLINE = 0.1  # plan deadline (s): a healthy plan of this small planner takes a few ms

@@ -6,6 +6,7 @@ Exit codes (DESIGN.md): 0 success, 2 usage/config error (one clear line, no trac
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import traceback
@@ -88,7 +89,7 @@ def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConf
             cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as exc:  # hydra/omegaconf raise many types; all are usage errors here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(first) from None
+        raise UsageError(_unknown_key(overrides, config_name, exc) or first) from None
     try:
         run_dir = Path(str(cfg.hydra.run.dir))
     except Exception as exc:
@@ -109,6 +110,38 @@ def compose(overrides: list[str], config_name: str = "config") -> tuple[DictConf
     except Exception as exc:
         raise UsageError(str(exc).strip().splitlines()[0]) from None
     return cfg, run_dir
+
+
+def _unknown_key(overrides: list[str], config_name: str, exc: Exception) -> str | None:
+    """`KEY=VALUE` with a KEY the config does not have: the line naming it and the keys that are there."""
+    import difflib
+    import re
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    override = re.match(r"Could not override '([^']+)'", str(exc))
+    missing = re.search(r"full_key: (\S+)", str(exc.__cause__ or ""))
+    if not override or not missing:
+        return None
+    key = override.group(1)
+    item = next((o for o in overrides if o.partition("=")[0] == key), key)
+    parent, _, leaf = missing.group(1).rpartition(".")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(CONFIG_PACKAGE, version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=[o for o in overrides if o != item])
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:
+        return None
+    if not isinstance(node, DictConfig):
+        return f"{item}: no such key ({parent} is a single value, not a group of keys)"
+    keys = sorted(str(k) for k in node.keys() if k != "hydra")
+    close = difflib.get_close_matches(leaf, keys, n=1)
+    prefix = f"{parent}." if parent else ""
+    hint = f"did you mean {prefix}{close[0]}? " if close else ""
+    return f"{item}: no such key; {hint}{parent or 'the config'} has {', '.join(keys)}"
 
 
 def prepare_run_dir(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> Path:
@@ -137,10 +170,11 @@ def print_help(prog: str, description: str) -> None:
 
 def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int | None],
             config_name: str = "config", argv: list[str] | None = None,
-            validate: Callable[[DictConfig], None] | None = None) -> int:
+            validate: Callable[..., None] | None = None) -> int:
     """Parse overrides, compose, validate, create the run dir and call `body`, mapping errors to exit codes.
 
-    `validate` runs before anything is created or printed, so a typo costs nothing.
+    `validate(cfg)` (or `validate(cfg, run_dir)`: a resumed run's checkpoint or ledger) runs before anything
+    is created or printed, so a typo costs nothing and a failed command leaves an earlier run's files as they are.
     """
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
@@ -153,7 +187,7 @@ def run_app(prog: str, description: str, body: Callable[[DictConfig, Path], int 
             raise UsageError(f"unexpected argument {bad[0]!r}; arguments are KEY=VALUE overrides (see --help)")
         cfg, run_dir = compose(args, config_name)
         if validate is not None:
-            validate(cfg)
+            validate(*(cfg, run_dir)[:len(inspect.signature(validate).parameters)])
         threads = int(OmegaConf.select(cfg, "runtime.threads", default=0) or 0)
         if threads > 0:
             import torch

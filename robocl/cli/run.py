@@ -24,8 +24,9 @@ HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_medi
             "epe_forgetting"]
 
 
-def validate_experiment(cfg: DictConfig) -> None:
-    """The robot has a simulator, `model=PATH` fits it, and the runner module's own `validate(cfg)`."""
+def validate_experiment(cfg: DictConfig, run_dir: Path | None = None) -> None:
+    """The robot has a simulator, `model=PATH` fits it, the runner module's own `validate(cfg)`, and a resumed
+    run's ledger (run_dir/units.json) belongs to this config."""
     from robocl.build.models import adopt_model_settings
     from robocl.robots.spec import require_simulator
 
@@ -36,13 +37,13 @@ def validate_experiment(cfg: DictConfig) -> None:
     check = getattr(module, "validate", None)
     if check is not None:
         check(cfg)
+    if run_dir is not None and resuming(cfg):  # a ledger for another config: one line, the run dir left as it is
+        UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=True)
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     runner = load_callable(str(cfg.runner), "runner")
     runner = getattr(runner, "run", runner)
-    if resuming(cfg):  # a ledger for another config is one line, before anything is loaded or printed
-        UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=True)
     sink = ResultSink(run_dir, "run", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-run[/] {cfg.experiment_name} -> {run_dir}")

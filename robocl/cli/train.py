@@ -81,8 +81,8 @@ def init_mode(cfg: DictConfig) -> str:
     return mode
 
 
-def validate(cfg: DictConfig) -> None:
-    spec_from_config(cfg.robot)
+def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
+    spec = spec_from_config(cfg.robot)
     kind = str(OmegaConf.select(cfg, "dynamics.kind"))
     if kind not in TRAINABLE:
         raise UsageError(f"dynamics={kind}: robocl-train fits {', '.join(TRAINABLE)} models")
@@ -95,11 +95,17 @@ def validate(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model") not in (None, ""):
         raise UsageError("model=...: robocl-train writes a model (run_dir/model.pt, or train.out=PATH); "
                          "it does not read one")
-    settings(cfg)
+    opts = settings(cfg)
     limit = OmegaConf.select(cfg, "data.max_transitions")
     if limit is not None:
         check.number(cfg, "data.max_transitions", lo=2, integer=True)
     check_sources(cfg)
+    if run_dir is not None and OmegaConf.select(cfg, "resume", default=False):
+        # a missing, damaged or foreign checkpoint: one line, before the run directory is touched
+        from robocl.dynamics.training import read_checkpoint
+
+        checkpoint = run_dir / CHECKPOINT
+        check_resumable(read_checkpoint(checkpoint), run_settings(cfg, opts, spec), checkpoint)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> int:

@@ -307,6 +307,14 @@ def ns_to_seconds(t_ns: int) -> str:
     return f"{sign}{sec}.{nsec:09d}"
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class CsvSource:
     """One sample per row: time (s), state columns, command columns, optional regime column."""
 
@@ -331,28 +339,52 @@ class CsvSource:
         if missing:
             raise DataError(f"{where}: missing CSV column(s) {', '.join(missing)} (data.columns.*); "
                             f"columns: {', '.join(names)}")
+        self._names = names
         idx = names.index
         regime = idx(self.m.regime_column) if self.m.regime_column and self.m.regime_column in names else None
         return (idx(self.m.time_column), [idx(c) for c in self.m.state_columns],
                 [idx(c) for c in self.m.command_columns], regime)
 
     def check(self) -> SourceInfo:
+        """One pass over the file before anything runs: every row complete, its cells numbers, its time not
+        before the previous row's, at most one state and one command per time stamp (one line if not)."""
+        where = f"data={self.episode.path}"
         with self._open() as fh:
             try:
                 reader = csv.reader(fh)
                 header = next(reader, None)
                 ti, si, ci, ri = self._columns(header)
+                need = max(ti, *si, *ci) + 1
                 first = last = None
                 states = commands = 0
                 regimes = False
+                at_last: dict[str, int] = {}  # the line of the state / command at the last time stamp
                 for lineno, row in enumerate(reader, start=2):
                     if not row:
                         continue
+                    if len(row) < need:
+                        raise DataError(f"{where}: line {lineno} has {len(row)} of the header's {len(header)} fields "
+                                        f"(a truncated or damaged row); expected {len(header)} comma-separated "
+                                        "fields per row, empty where not measured")
                     t = self._time(row, ti, lineno)
+                    if last is not None and t < last:
+                        raise DataError(f"{where}: line {lineno}: time {ns_to_seconds(t)} is before the previous "
+                                        f"row's {ns_to_seconds(last)} (the clock jumps backwards); expected rows in "
+                                        f"time order (column {self.m.time_column} never decreasing)")
+                    if t != last:
+                        at_last = {}
                     first = t if first is None else first
                     last = t
-                    states += all(row[i].strip() for i in si) if len(row) > max(si) else 0
-                    commands += all(row[i].strip() for i in ci) if len(row) > max(ci) else 0
+                    for kind, cols in (("state", si), ("command", ci)):
+                        if self._vector(row, cols, lineno) is None:
+                            continue
+                        if kind in at_last:
+                            raise DataError(f"{where}: line {lineno} repeats line {at_last[kind]}'s time stamp "
+                                            f"{ns_to_seconds(t)} with a second {kind}; expected at most one state "
+                                            "and one command per time stamp")
+                        at_last[kind] = lineno
+                    states += "state" in at_last and at_last["state"] == lineno
+                    commands += "command" in at_last and at_last["command"] == lineno
                     regimes = regimes or (ri is not None and len(row) > ri and bool(row[ri].strip()))
             except UnicodeDecodeError:
                 raise DataError(f"data={self.episode.path}: not a text CSV file") from None
@@ -368,7 +400,8 @@ class CsvSource:
             return seconds_to_ns(row[ti])
         except (InvalidOperation, IndexError, ValueError):
             raise DataError(f"data={self.episode.path}: line {lineno}: bad time "
-                            f"{row[ti] if ti < len(row) else ''!r} in column {self.m.time_column}") from None
+                            f"{row[ti] if ti < len(row) else ''!r} in column {self.m.time_column}; expected "
+                            "seconds as a decimal number") from None
 
     def _vector(self, row: list[str], cols: list[int], lineno: int) -> np.ndarray | None:
         cells = [row[i].strip() if i < len(row) else "" for i in cols]
@@ -377,7 +410,10 @@ class CsvSource:
         try:
             return np.array([float(c) for c in cells], dtype=np.float64)
         except ValueError:
-            raise DataError(f"data={self.episode.path}: line {lineno}: not a number in {cells}") from None
+            bad = next(k for k, c in enumerate(cells) if not _is_float(c))
+            raise DataError(f"data={self.episode.path}: line {lineno}: column {self._names[cols[bad]]} is "
+                            f"{cells[bad]!r}, not a number; expected decimal numbers in the state and command "
+                            "columns (empty where not measured)") from None
 
     def events(self) -> Iterator[tuple[int, str, Any]]:
         with self._open() as fh:
