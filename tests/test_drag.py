@@ -305,6 +305,83 @@ def test_interrupted_training_resumes_after_last_epoch(tiny_data, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_drag_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data, tmp_path):
+    """kill -9 of a real drag training (tests/drag_train_runner.py: 3 + 3 epochs, augmentation on) in stage 1,
+    at the stage boundary and in stage 2, each time resumed: the same weights and losses, bitwise, as the run
+    that was never killed (the checkpoint carries the augmentation and batch-order generators)."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    runner = Path(__file__).with_name("drag_train_runner.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def train(ckpt: Path, pause: float = 0.0) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(runner), str(tiny_data[0]), str(ckpt), str(pause)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    full = tmp_path / "full.pt"
+    proc = train(full)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    ckpt = tmp_path / "killed.pt"
+    for epochs in (1, 3, 4):  # killed after epoch 1 (stage 1), 3 (stage 1 done, stage 2 not begun), 4 (stage 2)
+        proc, deadline = train(ckpt, pause=1.0), time.monotonic() + 240
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                if ckpt.exists() and len(load_checkpoint(ckpt)[1]["history"]) >= epochs:  # (written atomically)
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read()}"
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        state = load_checkpoint(ckpt)[1]
+        assert len(state["history"]) == epochs and not state.get("complete"), (epochs, state["history"])
+    proc = train(ckpt)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    (a, sa), (b, sb) = load_checkpoint(full), load_checkpoint(ckpt)
+    assert sa["complete"] and sb["complete"] and sa["history"] == sb["history"]
+    assert [h["stage"] for h in sb["history"]] == [1, 1, 1, 2, 2, 2]
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k
+    assert not list(tmp_path.glob("*.ckpt")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_kill_between_an_epochs_two_writes_resumes_as_if_uninterrupted(tiny_data, tmp_path):
+    """An epoch writes the stage's Lightning state, then the model checkpoint (the commit). Killed in between,
+    the model checkpoint holds the epoch before, whose Lightning state is kept beside the new one: the resumed
+    run still ends bitwise as the uninterrupted one."""
+    import shutil
+
+    split = load_split(tiny_data[0], "train").subset(8)
+    cfg = TrainConfig(stage1_epochs=1, stage2_epochs=3, batch_size=4, augment=True)
+    torch.manual_seed(0)
+    full = train_two_stage(DragPredictor(SMALL), split, cfg, checkpoint=tmp_path / "full.pt")
+    ckpt, before = tmp_path / "cut.pt", tmp_path / "epoch2.pt"
+    seen: list[int] = []
+
+    def kill_in_epoch_three(stage: int, losses: dict) -> None:
+        seen.append(stage)
+        if len(seen) == 2:
+            shutil.copy(ckpt, before)  # the model checkpoint of epoch 2, as a kill before epoch 3's would leave it
+        if len(seen) == 3:
+            raise Interrupt
+
+    torch.manual_seed(0)
+    with pytest.raises(Interrupt):
+        train_two_stage(DragPredictor(SMALL), split, cfg, checkpoint=ckpt, on_epoch=kill_in_epoch_three)
+    shutil.copy(before, ckpt)
+    assert torch.load(resume_path(ckpt, 2), map_location="cpu", weights_only=False)["epoch"] == 1  # epoch 3's
+    resumed = train_two_stage(DragPredictor(SMALL), split, cfg, checkpoint=ckpt)
+    assert resumed == full
+    for (k, a), (_, b) in zip(load_checkpoint(tmp_path / "full.pt")[0].state_dict().items(),
+                              load_checkpoint(ckpt)[0].state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not list(tmp_path.glob("*.ckpt"))
+
+
 def test_batches_collate(tiny_data):
     split = load_split(tiny_data[0], "train")
     ds = DragBatches(split, augment=True)

@@ -5,8 +5,10 @@ points move at all). Stage 2 adds the part level: moving-part segmentation at fu
 type, axis, hinge pivot and joint motion, and the kinematic decoding of that joint estimate into
 rigid per-part motion (the model's output), refining the whole network at a lower learning rate. A checkpoint is written
 atomically (temp file + os.replace) after every epoch, so an interrupted run leaves a usable model,
-and beside it the stage's Lightning state (optimizer, schedule, epoch; `<checkpoint>.stage<N>.ckpt`),
-so the next call with the same settings resumes at the next epoch instead of starting over.
+with the generators the next epoch draws from (global torch/numpy/Python: augmentation; the loader's: batch
+order), and beside it the stage's Lightning state (optimizer, schedule, epoch; `<checkpoint>.stage<N>.ckpt`),
+so the next call with the same settings resumes at the next epoch instead of starting over, and ends with the
+weights and history of the uninterrupted run (bitwise, on the same machine and thread count).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from robocl.drag.dataset import DragBatches, DragSplit
 from robocl.drag.model import EMBED_PULL, EMBED_PUSH, DragModelConfig, DragOutput, DragPredictor, Level
+from robocl.dynamics.training import rng_state, set_rng_state
 from robocl.utils.io import atomic_torch_save
 from robocl.utils.lightning import fit_quietly, quiet_trainer
 
@@ -216,36 +219,44 @@ class DragModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def resume_path(checkpoint: Path, stage: int) -> Path:
-    """The Lightning state of a stage in progress, beside the model checkpoint."""
-    return Path(checkpoint).with_name(f"{Path(checkpoint).name}.stage{stage}.ckpt")
+def resume_path(checkpoint: Path, stage: int, previous: bool = False) -> Path:
+    """The Lightning state of a stage in progress, beside the model checkpoint (`previous`: the epoch before's)."""
+    return Path(checkpoint).with_name(f"{Path(checkpoint).name}.stage{stage}{'.prev' if previous else ''}.ckpt")
 
 
 def _resumable(checkpoint: Path | None, stage: int, done: int) -> Path | None:
-    """The stage's Lightning state if it was saved at the end of its `done`-th epoch."""
-    path = resume_path(checkpoint, stage) if checkpoint is not None and done else None
-    if path is None or not path.exists():
+    """The stage's Lightning state saved at the end of its `done`-th epoch (the latest one, or the one before it
+    when a kill came between an epoch's Lightning state and its model checkpoint)."""
+    if checkpoint is None or not done:
         return None
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    return path if saved.get("epoch") == done - 1 else None
+    for path in (resume_path(checkpoint, stage), resume_path(checkpoint, stage, previous=True)):
+        if path.exists() and torch.load(path, map_location="cpu", weights_only=False).get("epoch") == done - 1:
+            return path
+    return None
 
 
 class AtomicCheckpoint(pl.Callback):
-    """After every epoch: model weights, architecture and history, then the stage's Lightning state
-    (for resuming), each written atomically."""
+    """After every epoch: the stage's Lightning state (for resuming; the previous epoch's is kept beside it),
+    then model weights, architecture, history and the generators' states, each written atomically. The model
+    checkpoint is the commit: whatever epoch it holds, the Lightning state of that epoch is on disk."""
 
-    def __init__(self, path: Path, history: list[dict[str, float]], extra: dict[str, Any]) -> None:
+    def __init__(self, path: Path, history: list[dict[str, float]], extra: dict[str, Any],
+                 batches: torch.Generator) -> None:
         self.path = Path(path)
         self.history = history
         self.extra = extra
+        self.batches = batches
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: DragModule) -> None:
         module.finish_epoch()
-        save_checkpoint(self.path, module.model, self.history + module.epoch_losses, self.extra)
         final = resume_path(self.path, module.stage)
+        if final.exists():
+            os.replace(final, resume_path(self.path, module.stage, previous=True))
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)
         os.replace(tmp, final)
+        save_checkpoint(self.path, module.model, self.history + module.epoch_losses,
+                        {**self.extra, "rng": rng_state(), "batches": self.batches.get_state()})
 
 
 class EpochProgress(pl.Callback):
@@ -274,15 +285,20 @@ def load_checkpoint(path: Path) -> tuple[DragPredictor, dict[str, Any]]:
     return model.eval(), state
 
 
-def _finished_epochs(model: DragPredictor, cfg: TrainConfig, checkpoint: Path | None) -> list[dict[str, float]]:
+def _finished_epochs(model: DragPredictor, cfg: TrainConfig, checkpoint: Path | None,
+                     batches: torch.Generator) -> list[dict[str, float]]:
     """History of an unfinished checkpoint of this same model and training config (its weights are
-    loaded into `model`); empty when there is none to resume."""
+    loaded into `model`, its generators' states into the global ones and `batches`); empty when there is
+    none to resume."""
     if checkpoint is None or not Path(checkpoint).exists():
         return []
     prior, state = load_checkpoint(checkpoint)
     if state.get("complete") or state.get("train") != asdict(cfg) or prior.cfg != model.cfg:
         return []
     model.load_state_dict(prior.state_dict())
+    if "rng" in state:  # (checkpoints written before the generators were saved resume with fresh ones)
+        set_rng_state(state["rng"])
+        batches.set_state(state["batches"])
     return list(state["history"])
 
 
@@ -292,18 +308,19 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
     """Stage 1 (motion) then stage 2 (+ segmentation and joint heads); returns per-epoch losses.
 
     With a `checkpoint` left unfinished by an interrupted call with the same settings, training
-    resumes after its last finished epoch (optimizer and schedule from the Lightning state; a
-    stage whose state is missing restarts its schedule over the epochs it has left). The batch
-    order after a resume differs from an uninterrupted run's. `penalty(model)` is added to every
+    resumes after its last finished epoch (optimizer and schedule from the Lightning state, augmentation and
+    batch order from the saved generators: it ends as the uninterrupted call would have; a stage whose Lightning
+    state is missing restarts its schedule over the epochs it has left). `penalty(model)` is added to every
     step's loss (a continual strategy's regularizer, robocl.drag.continual)."""
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     if data.neighbors is None:
         data.attach_neighbors(model)
     ds = DragBatches(data, augment=cfg.augment)
+    batches = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, collate_fn=ds.collate, drop_last=len(ds) >
-                        cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed))
+                        cfg.batch_size, generator=batches)
     per_epoch = len(loader) if cfg.max_batches_per_epoch is None else min(len(loader), cfg.max_batches_per_epoch)
-    history = _finished_epochs(model, cfg, checkpoint)
+    history = _finished_epochs(model, cfg, checkpoint, batches)
     model.train()
     for stage, epochs, lr in ((1, cfg.stage1_epochs, cfg.lr), (2, cfg.stage2_epochs, cfg.stage2_lr)):
         done = sum(h["stage"] == stage for h in history)
@@ -315,7 +332,7 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
         module = DragModule(model, cfg, stage, lr, total_steps=epochs * per_epoch, penalty=penalty)
         callbacks: list[pl.Callback] = []
         if checkpoint is not None:
-            callbacks.append(AtomicCheckpoint(checkpoint, history, {"train": asdict(cfg)}))
+            callbacks.append(AtomicCheckpoint(checkpoint, history, {"train": asdict(cfg)}, batches))
         if on_epoch is not None:
             callbacks.append(EpochProgress(on_epoch))
         trainer = quiet_trainer(epochs, progress_bar=progress_bar, callbacks=callbacks,
@@ -326,5 +343,6 @@ def train_two_stage(model: DragPredictor, data: DragSplit, cfg: TrainConfig, che
     if checkpoint is not None:
         save_checkpoint(checkpoint, model, history, {"train": asdict(cfg), "complete": True})
         for stage in (1, 2):
-            resume_path(checkpoint, stage).unlink(missing_ok=True)
+            for previous in (False, True):
+                resume_path(checkpoint, stage, previous).unlink(missing_ok=True)
     return history
