@@ -1,9 +1,11 @@
 """`robocl-ros`: build the onboard node from the config and run it until SIGINT/SIGTERM.
 
 Order: validate the config (no ROS needed, a typo costs nothing) -> start the transport and read the
-ROS parameters -> build the Controller (a saved on-board checkpoint if there is one, else the cached
-nominal model, trained on first use) -> subscribe -> control loop. On shutdown the strategy (model +
-optimizer) is checkpointed atomically and results.json / cycles.csv are written to the run dir.
+ROS parameters -> fill the caches (`nominal_models`: the cached nominal model unless a saved on-board
+checkpoint replaces it, and the AFM refiner for an _afm method; each trained on first use) -> build the
+Controller from them (`build_controller`: it only builds) -> subscribe -> control loop. On shutdown the
+strategy (model + optimizer) is checkpointed atomically and results.json / cycles.csv are written to the
+run dir.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     transport = str(check.get(cfg, "ros.transport"))
     if transport not in TRANSPORTS:
         raise UsageError(f"ros.transport={transport}: accepted: {', '.join(TRANSPORTS)}")
-    from robocl.build.methods import check_planner, parse_method
+    from robocl.build.methods import check_planner, check_refiner, parse_method
 
-    # the method names the planner class, planner= its settings: planner=cem ros.method=mppi_online is an error
-    check_planner(cfg, [parse_method(str(check.get(cfg, "ros.method")))], key="ros.method")
+    # the method names the planner class, planner= its settings: planner=cem ros.method=mppi_online is an error;
+    # an _afm method refines with refiner=, which must be afm (as in robocl-run)
+    methods = [parse_method(str(check.get(cfg, "ros.method")))]
+    check_planner(cfg, methods, key="ros.method")
+    check_refiner(cfg, methods, key="ros.method")
     from robocl.build.models import adopt_model_settings, model_path
     from robocl.dynamics.artifact import file_fingerprint
 
@@ -125,23 +130,39 @@ def validate(cfg: DictConfig) -> None:
         raise UsageError(str(exc)) from None
 
 
-def build_controller(cfg: DictConfig, binding: RobotBinding):
-    """(controller, set_goal, loaded_checkpoint): on-board checkpoint first, else the nominal model."""
-    from robocl.build.controller import make_controller
+def nominal_models(cfg: DictConfig) -> tuple[Any, dict | None, Any]:
+    """The node's cache-filling step, before anything is built: (base model, on-board checkpoint state or
+    None, AFM refiner network or None). The base is the cached nominal model robocl-run plans with (pretrained
+    on a cache miss), or, when an on-board checkpoint is saved, a fresh model its state is loaded into; an
+    _afm ros.method gets the refiner trained against the nominal model (trained on a cache miss)."""
     from robocl.build.methods import parse_method
     from robocl.build.models import make_model
     from robocl.build.pretrained import pretrained_model
+    from robocl.build.refiners import ensure_refiner
+
+    method = parse_method(str(cfg.ros.method))
+    path = Path(str(cfg.ros.checkpoint.path))
+    state = None
+    nominal = None
+    if bool(cfg.ros.checkpoint.load) and path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    if state is None or method.refine:
+        nominal, _ = pretrained_model(cfg, log=log)  # the same cached nominal model robocl-run plans with
+    base = make_model(cfg) if state is not None else nominal
+    refiner = ensure_refiner(cfg.refiner, cfg.robot, nominal, log=log) if method.refine else None
+    return base, state, None if refiner is None else refiner.net
+
+
+def build_controller(cfg: DictConfig, binding: RobotBinding, base: Any, state: dict | None, refiner_net: Any = None):
+    """(controller, set_goal, loaded_checkpoint) from what `nominal_models` filled: it only builds (the
+    on-board checkpoint's state goes into the strategy); it never simulates or trains."""
+    from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))
     cost, set_goal_fn = make_cost(binding.name, int(cfg.planner.horizon))
     path = Path(str(cfg.ros.checkpoint.path))
-    state = None
-    if bool(cfg.ros.checkpoint.load) and path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        base = make_model(cfg)
-    else:
-        base, _ = pretrained_model(cfg, log=log)  # the same cached nominal model robocl-run plans with
-    controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed))
+    controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed), refiner_net)
     if state is not None:
         try:
             controller.strategy.load_state_dict(state["strategy"])
@@ -171,7 +192,8 @@ def run_node(cfg: DictConfig, run_dir: Path, ros_args: list[str]) -> int:
         with open_dict(cfg):
             apply(cfg, values)
             cfg.ros.use_sim_time = transport.use_sim_time
-        controller, set_goal, loaded = build_controller(cfg, binding)
+        base, state, refiner_net = nominal_models(cfg)
+        controller, set_goal, loaded = build_controller(cfg, binding, base, state, refiner_net)
         period = 1.0 / float(values["rate_hz"])
         settings = NodeSettings(
             period_s=period, odom_timeout_s=float(values["odom_timeout_s"]),

@@ -5,7 +5,8 @@ controllers are assembled by `robocl.build` (config -> objects), which only the 
 the experiment runners and the ROS node's set-up; it is also the only place besides them that reads configs
 through omegaconf (with the offline recorder's run wiring). The simulation episodes (`robocl.sim`) import none
 of those layers. Every `module:function` a config names loads. Lightning is imported only by the offline
-trainers; a private `_name` is used only in the module defining it."""
+trainers; a private `_name` is used only in the module defining it. Building an object from a config (a
+factory, `robocl.build`, the ROS node's `build_controller`) never reaches a step that simulates or trains."""
 
 from __future__ import annotations
 
@@ -260,3 +261,111 @@ def test_the_robots_control_path_does_not_import_lightning():
             "robocl.continual.online; print('pytorch_lightning' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", (proc.stdout, proc.stderr[-2000:])
+
+
+# ---- factories only load (issue 31) ---------------------------------------------------------------
+# Simulating and training happen in cache-filling steps, which the commands, the runners and the ROS node's
+# set-up call explicitly (once, before they build or fan out). Nothing that builds an object from a config
+# reaches them: no factory a config names (`factory:`, `codec_factory:`), no `from_config`, nothing in
+# robocl.build besides the cache-filling steps themselves, not the ROS node's `build_controller`.
+SIMULATES_OR_TRAINS = {
+    "robocl.refiners.afm_train": {"ensure_checkpoint", "make_data", "train_net"},
+    "robocl.refiners.afm_data": {"generate", "generate_quadrotor"},
+    "robocl.dynamics.training": {"train_offline", "fit"},
+    "robocl.sim.data": {"collect_exploration"},
+    "robocl.drag.train": {"train_two_stage"},
+    "robocl.drag.datagen": {"generate"},
+    # the cache-filling steps of the assembly layer (simulate and train on a cache miss)
+    "robocl.build.pretrained": {"pretrained_model", "simulator_pretrained_model"},
+    "robocl.build.refiners": {"ensure_refiner"},
+}
+BUILDERS = {"robocl_ros.node": {"build_controller"}}  # builders outside robocl.build
+
+
+def functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def import_bindings(nodes, mods: dict[str, Path]) -> dict[str, tuple[str, str | None]]:
+    """Local name -> (module, function or None for a module) for the imports among `nodes`."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                out[a.asname or a.name] = (full, None) if full in mods else (node.module, a.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    out[a.asname] = (a.name, None)
+    return out
+
+
+def calls_graph() -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(module, function) -> the robocl functions it names (calls or hands on), resolved through imports
+    at module level and inside the function, and the same module's functions; methods are not followed."""
+    mods = modules()
+    graph: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        local = functions(tree)
+        top = import_bindings([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], mods)
+        for fname, fn in local.items():
+            bound = {**top, **import_bindings(ast.walk(fn), mods)}
+            found: set[tuple[str, str]] = set()
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.update((node.module, a.name) for a in node.names)
+                elif isinstance(node, ast.Name):
+                    if node.id in bound and bound[node.id][1] is not None:
+                        found.add(bound[node.id])  # type: ignore[arg-type]
+                    elif node.id in local and node.id != fname:
+                        found.add((name, node.id))
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    target = bound.get(node.value.id)
+                    if target is not None and target[1] is None:
+                        found.add((target[0], node.attr))
+            graph[(name, fname)] = found
+    return graph
+
+
+def builders(graph) -> set[tuple[str, str]]:
+    """Every function that builds an object from a config: the factories component configs name,
+    `*from_config`, robocl.build's functions (the cache-filling steps excepted) and BUILDERS."""
+    import yaml
+
+    # a suite's `factory:` is a benchmark runner (robocl-bench's runner layer), not a component's factory
+    named = {tuple(spec.split(":", 1)) for path in sorted((ROOT / "configs").rglob("*.yaml"))
+             if path.parent.name != "suite"
+             for where, spec in named_callables(yaml.safe_load(path.read_text()), "")
+             if where.endswith(("factory", "codec_factory"))}
+    out = {(m, f) for m, f in graph if f == "from_config" or f.endswith("_from_config")}
+    out |= {(m, f) for m, f in graph if under(m, "robocl.build") and f not in SIMULATES_OR_TRAINS.get(m, ())}
+    out |= {(m, f) for m, fs in BUILDERS.items() for f in fs}
+    return out | {k for k in named if k in graph}
+
+
+def test_building_an_object_from_a_config_never_simulates_or_trains():
+    """Factories only load: a refiner whose network is not cached is a usage error naming the command that
+    trains it (robocl.refiners.afm:from_config), never a simulation and a training job."""
+    graph = calls_graph()
+    for module, names in SIMULATES_OR_TRAINS.items():
+        assert {(module, n) for n in names} <= set(graph), (module, names)  # renamed: follow it here
+    roots = builders(graph)
+    assert {("robocl.refiners.afm", "from_config"), ("robocl.build.controller", "make_controller"),
+            ("robocl_ros.node", "build_controller"), ("robocl.build.planners", "mppi"),
+            ("robocl.robots.codec", "planar_codec")} <= roots
+    offenders = []
+    for root in sorted(roots):
+        seen, stack = {root: [root]}, [root]
+        while stack:
+            fn = stack.pop()
+            for nxt in graph.get(fn, ()):
+                if nxt in seen:
+                    continue
+                seen[nxt] = [*seen[fn], nxt]
+                if nxt[1] in SIMULATES_OR_TRAINS.get(nxt[0], ()):
+                    offenders.append(" -> ".join(f"{m}:{f}" for m, f in seen[nxt]))
+                elif nxt in graph:
+                    stack.append(nxt)
+    assert len(roots) > 20 and not offenders, offenders

@@ -22,7 +22,8 @@ from robocl.utils.imports import load_callable
 def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsModel, cost: CostFn,
                     seed: int, refiner_net: Any = None) -> Controller:
     """A fresh controller for one run: its own copy of the model, strategy, planner and refiner
-    (`refiner_net`: the AFM network built before fan-out; without it the refiner loads its checkpoint).
+    (`refiner_net`: the AFM network from `robocl.build.refiners.ensure_refiner`, called before fan-out;
+    without it the refiner's factory loads the cached one, or raises UsageError: building never trains).
 
     The global torch RNG is re-seeded too (bootstrap resampling in online learning draws from it),
     so a run's result does not depend on which runs came before it in the same process.

@@ -38,10 +38,16 @@ def parse_method(name: str) -> MethodSpec:
 def parse_methods(cfg) -> list[MethodSpec]:
     """`methods=[...]` of a config, checked: `_afm` methods need the AFM refiner selected."""
     methods = [parse_method(m) for m in check.string_list(cfg, "methods")]
-    if any(m.refine for m in methods) and str(cfg.refiner.get("kind")) != "afm":
-        raise UsageError(f"methods with _afm need refiner=afm (got refiner={cfg.refiner.get('kind')})")
+    check_refiner(cfg, methods)
     check_planner(cfg, methods)
     return methods
+
+
+def check_refiner(cfg, methods: list[MethodSpec], key: str = "methods") -> None:
+    """`_afm` methods refine with `refiner=`, which must be the AFM refiner (else they would run unrefined)."""
+    kind = cfg.refiner.get("kind") if cfg.get("refiner") is not None else None
+    if any(m.refine for m in methods) and str(kind) != "afm":
+        raise UsageError(f"{key} with _afm need refiner=afm (got refiner={kind})")
 
 
 def check_planner(cfg, methods: list[MethodSpec], key: str = "methods") -> None:

@@ -163,6 +163,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
 
     from robocl.build.factory import build
     from robocl.build.pretrained import pretrained_model, simulator_pretrained_model
+    from robocl.build.refiners import ensure_refiner
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
     from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
@@ -197,12 +198,23 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> int:
                 sim_model = simulator_pretrained_model(cfg, mapping.period, log=progress.log)
             low = torch.as_tensor(list(cfg.robot.action_low), dtype=torch.float32)
             high = torch.as_tensor(list(cfg.robot.action_high), dtype=torch.float32)
+            # the cache-filling step: a refiner trained offline (afm) is trained once here if it is not cached,
+            # with progress; the refiners built per episode below only load it
+            refiner_nets = {}
+            for name, kind, node in methods:
+                trained = None
+                if kind == "refiner":
+                    trained = ensure_refiner(node, cfg.robot, base_model, log=progress.log, progress=progress)
+                if trained is not None:
+                    refiner_nets[name] = trained.net
+                    sink.extra["afm_train"] = trained.record()  # as robocl-run and robocl-train record it
             for ep, info in zip(episodes, infos):
                 torch.manual_seed(seed)  # ensemble bootstraps draw from the global generator: reproducible runs
                 tracks = []
                 for name, kind, node in methods:
                     if kind == "refiner":
-                        refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed)
+                        refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed,
+                                        net=refiner_nets.get(name))
                         tracks.append(RefinerTrack(name, refiner, base_model, scale, low, high))
                     elif kind == "sim":
                         tracks.append(make_dynamics_track(name, sim_model, None, settings.kstep, seed,

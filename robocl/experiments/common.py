@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robocl.build.methods import MethodSpec
 from robocl.build.pretrained import pretrained_model
+from robocl.build.refiners import ensure_refiner
 from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel
 from robocl.eval.loggers import NoLogger, make_logger
@@ -20,18 +21,17 @@ from robocl.refiners.base import Refiner
 def nominal_models(cfg: DictConfig, methods: list[MethodSpec], sink: Any, progress: Any
                    ) -> tuple[DynamicsModel, Any]:
     """The pretrained nominal model, and the AFM refiner network trained against it when a method
-    refines (None otherwise): built once here, with progress, before any unit starts, and handed to
-    every unit (never trained per worker); their training info goes into results.json."""
+    refines (None otherwise): the runner's cache-filling step, once here, with progress, before any unit
+    starts; every unit's controller gets them (nothing is trained per worker, and building a controller
+    never trains); their training info goes into results.json."""
     base_model, pre_info = pretrained_model(cfg, log=progress.log)
     sink.extra["pretrain"] = pre_info
-    refiner_net = None
+    refiner = None
     if any(m.refine for m in methods):
-        from robocl.refiners.afm_train import ensure_checkpoint
-
-        refiner_net, info, path = ensure_checkpoint(cfg.refiner, cfg.robot, base_model, log=progress.log,
-                                                    progress=progress)
-        sink.extra["afm_train"] = {"checkpoint": str(path), **{k: v for k, v in info.items() if k != "history"}}
-    return base_model, refiner_net
+        refiner = ensure_refiner(cfg.refiner, cfg.robot, base_model, log=progress.log, progress=progress)
+    if refiner is not None:
+        sink.extra["afm_train"] = refiner.record()
+    return base_model, None if refiner is None else refiner.net
 
 
 def run_logger(cfg: DictConfig, run_dir: Path) -> NoLogger:

@@ -309,17 +309,21 @@ class AFMRefiner(Refiner):
 
 def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, net: AFMNet | None = None,
                 **context: Any) -> AFMRefiner:
-    """Factory for `refiner=afm`: the given network (built once before fan-out), or the cached one for
-    this nominal model (trained if missing)."""
+    """Factory for `refiner=afm`; it only loads, never simulates or trains: the network given (trained by the
+    command's cache-filling step, `robocl.build.refiners.ensure_refiner`, once before building or fan-out), or
+    the one cached for this nominal model. None cached: a UsageError naming the command that trains it."""
     from robocl.errors import UsageError
-    from robocl.refiners.afm_train import ensure_checkpoint
+    from robocl.refiners.afm_cache import cache_path, load_net, missing
 
     if model is None or robot is None:
         raise UsageError("refiner=afm needs the robot config and the planner's dynamics model")
     if str(node.solver) not in SOLVERS:
         raise UsageError(f"refiner.solver={node.solver}: accepted {', '.join(SOLVERS)}")
     if net is None:
-        net, _, _ = ensure_checkpoint(node, robot, model)
+        path = cache_path(node, robot, model)
+        if not path.exists():
+            raise UsageError(missing(path, robot))
+        net, _ = load_net(path)
     return AFMRefiner(net, model, model.codec, torch.as_tensor(list(robot.action_low)),
                       torch.as_tensor(list(robot.action_high)), threshold=float(node.threshold),
                       cooldown=int(node.cooldown), solver=str(node.solver), steps=int(node.steps))

@@ -1,15 +1,15 @@
-"""Offline AFM training (Lightning at this edge) and the cached refiner checkpoint.
+"""Offline AFM training (Lightning at this edge): fills the refiner's cache (robocl/refiners/afm_cache.py).
 
 `ensure_checkpoint` returns the cached flow network for (refiner config, robot, nominal model) or
-regenerates the data and trains it; the checkpoint is written atomically under
-`runtime.cache_dir`. `python -m robocl.refiners.afm_train [KEY=VALUE ...]` always regenerates and
-retrains (default `experiment=ugv_afm`), with a progress bar, and writes `afm_train.json`.
+regenerates the data and trains it; the checkpoint is written atomically under `runtime.cache_dir`. It is a
+cache-filling step: the commands and runners call it (through `robocl.build.refiners.ensure_refiner`)
+before they build controllers; the refiner's factory never does. `python -m robocl.cli.afm_train
+[KEY=VALUE ...]` always regenerates and retrains (default `experiment=ugv_afm`), with a progress bar, and
+writes `afm_train.json`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,43 +19,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from robocl.refiners.afm import AFMFlow, AFMNet, AFMShape
+from robocl.refiners.afm import AFMFlow, AFMNet
+from robocl.refiners.afm_cache import cache_path, load_net, make_shape
 from robocl.refiners.afm_data import AFMData
 from robocl.utils.imports import load_callable
 from robocl.utils.io import atomic_torch_save
 from robocl.utils.lightning import fit_quietly, quiet_trainer
-from robocl.utils.plain import plain
-
-AFM_VERSION = 1  # bump when data generation or the network changes so stale caches are not reused
-RUNTIME_KEYS = ("factory", "cache_dir", "solver", "steps", "threshold", "cooldown")  # not in the cache key
-
-
-def make_shape(node: Any, codec: Any) -> AFMShape:
-    return AFMShape(codec.feature_dim, codec.action_dim, codec.target_dim, int(node.context_size),
-                    int(node.hidden), int(node.embed))
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of the nominal model's weights: the refiner is trained against this exact model."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def cache_path(node: Any, robot: Any, model: torch.nn.Module) -> Path:
-    payload = {"v": AFM_VERSION, "refiner": {k: v for k, v in plain(node).items() if k not in RUNTIME_KEYS},
-               "robot": plain(robot), "model": model_fingerprint(model)}
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Path(str(node.cache_dir)) / f"afm-{robot.name}-{key}.pt"
-
-
-def load_net(path: Path) -> tuple[AFMNet, dict[str, Any]]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    net = AFMNet(AFMShape(**state["shape"]))
-    net.load_state_dict(state["net"])
-    return net.eval(), state["info"]
 
 
 # ---- Lightning ----------------------------------------------------------------------------------
