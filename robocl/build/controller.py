@@ -16,6 +16,7 @@ from robocl.control import Controller
 from robocl.dynamics.base import DynamicsModel
 from robocl.planning.base import CostFn
 from robocl.refiners.base import Refiner
+from robocl.sim.excitation import Excitation, ExcitedController
 from robocl.utils.imports import load_callable
 
 
@@ -39,3 +40,35 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())
     return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float))
+
+
+def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:
+    """`excitation.std` / `.decay` checked: (std per command channel, decay), or None when off (std 0).
+    A bad value is one UsageError line naming the key and what is accepted."""
+    from omegaconf import OmegaConf
+
+    from robocl.build import checks
+    from robocl.errors import UsageError
+
+    if OmegaConf.select(cfg, "excitation") is None:
+        return None
+    dim = len(checks.get(cfg, "robot.action_low"))
+    raw = checks.get(cfg, "excitation.std")
+    std = checks.number_list(cfg, "excitation.std", length=None if isinstance(raw, (int, float)) else dim)
+    std = std * dim if len(std) == 1 else std
+    if any(v < 0 for v in std):
+        raise UsageError(f"excitation.std={raw}: must be >= 0 (a number, or one per command channel: {dim})")
+    decay = checks.number(cfg, "excitation.decay", lo=0, hi=1)
+    if decay >= 1:
+        raise UsageError(f"excitation.decay={decay}: must be in [0, 1) (the dither's step correlation)")
+    return (std, decay) if any(std) else None
+
+
+def excite(cfg: DictConfig, controller: Controller, spec: tuple[list[float], float] | None, seed: int):
+    """The controller as the episode runner drives it: with `excitation` on, its commands carry the
+    dither (seeded by the episode, so serial and Ray runs match); otherwise the controller itself."""
+    if spec is None:
+        return controller
+    std, decay = spec
+    return ExcitedController(controller, Excitation(np.asarray(std), decay, np.asarray(cfg.robot.action_low, float),
+                                                    np.asarray(cfg.robot.action_high, float), seed=10_007 + seed))

@@ -21,7 +21,7 @@ import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig, OmegaConf
 
 from robocl.build import checks as check
-from robocl.build.controller import make_controller
+from robocl.build.controller import excitation_spec, excite, make_controller
 from robocl.build.methods import parse_methods
 from robocl.errors import UsageError
 from robocl.eval.markdown import markdown_table
@@ -78,6 +78,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         "task": name,
         "control_hz": hz,
         "record": _record_target(cfg, methods, [_task_tag(c, name, len(conds) > 1) for c in conds], seeds),
+        "excitation": excitation_spec(cfg),
     }
 
 
@@ -165,7 +166,8 @@ def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext
         ctx.report(k + 1, steps, f"{row['regime']:<14} err {row['error']:.3f} m  plan {plan:5.1f} ms")
         ctx.step({**tags, **row})
 
-    runner = controller if spec["record"] is None else _Recorded(controller)
+    runner = excite(cfg, controller, spec["excitation"], seed)
+    runner = runner if spec["record"] is None else _Recorded(runner)
     metrics, trace = run_tracking_episode(env, runner, cost, reference, reference.duration, horizon, seed,
                                           regime_at, on_step)
     if spec["record"] is not None and runner.actions:

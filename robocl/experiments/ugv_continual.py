@@ -15,7 +15,7 @@ import robocl_envs  # noqa: F401  (registers the robocl/* environments)
 from omegaconf import DictConfig
 
 from robocl.build import checks as check
-from robocl.build.controller import make_controller
+from robocl.build.controller import excitation_spec, excite, make_controller
 from robocl.build.methods import parse_methods
 from robocl.errors import UsageError
 from robocl.eval.plots import plot_paths
@@ -66,6 +66,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         "reach": check.number(cfg, "task.reach_radius", lo=0, lo_open=True),
         "timeout_s": check.number(cfg, "task.waypoint_timeout_s", lo=0, lo_open=True),
         "record": _record_target(cfg, methods),
+        "excitation": excitation_spec(cfg),
     }
 
 
@@ -103,8 +104,8 @@ def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext
                    f"{row['regime']:<16} reached {sum(mission.reached):>2}  plan {plan:5.1f} ms")
         ctx.step({**tags, **row})
 
-    metrics, trace = run_waypoint_episode(env, controller, cost, mission, schedule, int(cfg.budget.max_steps),
-                                          seed, on_step)
+    metrics, trace = run_waypoint_episode(env, excite(cfg, controller, spec["excitation"], seed), cost, mission,
+                                          schedule, int(cfg.budget.max_steps), seed, on_step)
     if spec["record"] is not None:
         from robocl.offline.recording import record_episode
 
