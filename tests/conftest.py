@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import robocl_envs  # noqa: F401
 import torch
 
+from robocl.refiners.base import Refiner
 from robocl.sim.data import collect_exploration
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -107,3 +111,38 @@ class _Capture:
         return R()
 
 
+
+
+# ---- fault injection shared by the controller, node-core and ROS bridge tests ------------------------------
+class FaultyRefiner(Refiner):
+    """Passes the plan through, or (per `mode`) returns NaN, a huge action, or raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "none"
+
+    def refine(self, state, planned):
+        if self.mode == "raise":
+            raise RuntimeError("refiner fault")
+        if self.mode == "nan":
+            return torch.full_like(planned, float("nan"))
+        if self.mode == "huge":
+            return planned * 1e6 + 1e6
+        return planned
+
+
+class RecordingTransport:
+    """The node core's transport: every command and status line, with its steady-clock time."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[float, np.ndarray]] = []
+        self.status: list[str] = []
+        self.lock = threading.Lock()
+
+    def publish_command(self, action: np.ndarray) -> None:
+        with self.lock:
+            self.commands.append((time.monotonic(), np.array(action, dtype=float)))
+
+    def publish_status(self, text: str) -> None:
+        with self.lock:
+            self.status.append(text)

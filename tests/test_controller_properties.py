@@ -21,26 +21,9 @@ from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.planning.costs import WaypointCost
 from robocl.planning.mppi import MPPI
-from robocl.refiners.base import Refiner
+from tests.conftest import FaultyRefiner
 
 FAULTS = ("none", "nan", "huge", "raise")
-
-
-class FaultyRefiner(Refiner):
-    """Passes the plan through, or (per `mode`) returns NaN, a huge action, or raises."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mode = "none"
-
-    def refine(self, state, planned):
-        if self.mode == "raise":
-            raise RuntimeError("refiner fault")
-        if self.mode == "nan":
-            return torch.full_like(planned, float("nan"))
-        if self.mode == "huge":
-            return planned * 1e6 + 1e6
-        return planned
 
 
 def build(robot: str):

@@ -31,7 +31,7 @@ from robocl.build.controller import make_controller
 from robocl.build.methods import parse_method
 from robocl.build.models import make_model
 from robocl.cli.app import compose
-from robocl.refiners.base import Refiner
+from tests.conftest import FaultyRefiner, RecordingTransport
 
 PERIOD = 0.1  # control period (s)
 DEADLINE = 0.1  # plan deadline (s): a healthy plan of this small planner takes a few ms
@@ -39,40 +39,6 @@ SLOW_PLAN = 0.25  # a slowed model makes one plan take this long (s), well past 
 MODEL_FAULTS = ("none", "nan", "huge", "raise", "slow")
 REFINER_FAULTS = ("none", "nan", "huge", "raise")
 GOALS = {"ugv": [50.0, 0.0], "quadrotor": [50.0, 0.0, 1.0]}  # never reached: the mission stays active
-
-
-class Recorder:
-    """The transport: every command and status line, with its steady-clock time."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[float, np.ndarray]] = []
-        self.status: list[str] = []
-        self.lock = threading.Lock()
-
-    def publish_command(self, action: np.ndarray) -> None:
-        with self.lock:
-            self.commands.append((time.monotonic(), np.array(action, dtype=float)))
-
-    def publish_status(self, text: str) -> None:
-        with self.lock:
-            self.status.append(text)
-
-
-class FaultyRefiner(Refiner):
-    """Passes the plan through, or (per `mode`) returns NaN, a huge action, or raises."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mode = "none"
-
-    def refine(self, state, planned):
-        if self.mode == "raise":
-            raise RuntimeError("refiner fault")
-        if self.mode == "nan":
-            return torch.full_like(planned, float("nan"))
-        if self.mode == "huge":
-            return planned * 1e6 + 1e6
-        return planned
 
 
 class Setup:
@@ -100,7 +66,7 @@ class Setup:
             return out * math.nan if self.model_fault == "nan" else out * 1e30 if self.model_fault == "huge" else out
 
         controller.planner.dynamics = dynamics
-        self.transport = Recorder()
+        self.transport = RecordingTransport()
         node = NodeSettings(period_s=PERIOD, odom_timeout_s=60.0, plan_deadline_s=DEADLINE, state_limit=1000.0,
                             learn=True, model_dt=float(cfg.robot.dt), waypoint_timeout_s=1e6)
         self.low, self.high = np.asarray(cfg.robot.action_low, float), np.asarray(cfg.robot.action_high, float)

@@ -17,6 +17,8 @@ from robocl_ros import convert
 from robocl_ros.core import NodeCore, NodeSettings, WallClock
 from robocl_ros.robots import BINDINGS, make_cost
 
+from tests.conftest import RecordingTransport
+
 pytestmark = pytest.mark.ros
 
 BLOCK_ROS = '''
@@ -110,21 +112,7 @@ def test_odometry_round_trip_ugv_and_quadrotor():
 
 
 # ---- the node core with a real Controller ----------------------------------------------------------
-class FakeTransport:
-    def __init__(self) -> None:
-        self.commands: list[tuple[float, np.ndarray]] = []
-        self.status: list[str] = []
-        self.lock = threading.Lock()
-
-    def publish_command(self, action: np.ndarray) -> None:
-        with self.lock:
-            self.commands.append((time.monotonic(), np.asarray(action, float).copy()))
-
-    def publish_status(self, text: str) -> None:
-        self.status.append(text)
-
-
-def make_core(robot: str, tmp_path: Path, period: float = 0.2, **settings) -> tuple[NodeCore, FakeTransport]:
+def make_core(robot: str, tmp_path: Path, period: float = 0.2, **settings) -> tuple[NodeCore, RecordingTransport]:
     from robocl.build.controller import make_controller
     from robocl.build.methods import parse_method
     from robocl.build.models import make_model
@@ -136,7 +124,7 @@ def make_core(robot: str, tmp_path: Path, period: float = 0.2, **settings) -> tu
     torch.manual_seed(0)
     cost, set_goal = make_cost(robot, int(cfg.planner.horizon))
     controller = make_controller(cfg, parse_method("mppi_online"), make_model(cfg), cost, 0)
-    transport = FakeTransport()
+    transport = RecordingTransport()
     s = NodeSettings(period_s=period, odom_timeout_s=settings.pop("odom_timeout_s", period),
                      plan_deadline_s=settings.pop("plan_deadline_s", 5.0), state_limit=1000.0, learn=True,
                      model_dt=float(cfg.robot.dt), checkpoint_path=str(tmp_path / "ckpt" / "node.pt"), **settings)
