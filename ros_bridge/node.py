@@ -156,13 +156,15 @@ def nominal_models(cfg: DictConfig) -> tuple[Any, dict | None, Any]:
 def build_controller(cfg: DictConfig, binding: RobotBinding, base: Any, state: dict | None, refiner_net: Any = None):
     """(controller, set_goal, loaded_checkpoint) from what `nominal_models` filled: it only builds (the
     on-board checkpoint's state goes into the strategy); it never simulates or trains."""
-    from robocl.build.controller import make_controller
+    from robocl.build.controller import excitation_spec, excite, make_controller
     from robocl.build.methods import parse_method
 
     method = parse_method(str(cfg.ros.method))
     cost, set_goal_fn = make_cost(binding.name, int(cfg.planner.horizon))
     path = Path(str(cfg.ros.checkpoint.path))
-    controller = make_controller(cfg, method, base, cost, int(cfg.ros.seed), refiner_net)
+    # excitation.std > 0: the commands sent carry the identification dither (for a log robocl-train fits)
+    controller = excite(cfg, make_controller(cfg, method, base, cost, int(cfg.ros.seed), refiner_net),
+                        excitation_spec(cfg), int(cfg.ros.seed))
     if state is not None:
         try:
             controller.strategy.load_state_dict(state["strategy"])

@@ -45,6 +45,8 @@ def test_a_safe_command_goes_out_undithered():
     broken[0] = np.nan
     assert np.array_equal(excited.act(broken), np.zeros(2))  # the safe stop, exactly
     assert len(excited.stats.safety_events) == 1
+    excited.state_limit = 5.0  # a setting given to the wrapper is the controller's
+    assert controller.state_limit == 5.0 and excited.is_healthy(np.full_like(healthy, 6.0)) is not None
 
 
 def test_bad_excitation_is_one_line(capsys):
@@ -83,3 +85,21 @@ def test_a_run_records_the_dithered_commands_it_sent(tmp_path, capsys):
     first = excited[0] - plain[0]  # same state, same plan: the first difference is the dither alone
     assert 0 < np.abs(first).max() < 1.0
     assert not np.allclose(plain[: len(excited)], excited[: len(plain)])
+
+
+def test_the_ros_node_sends_dithered_commands_when_asked():
+    """robocl-ros excitation.std=...: the node's controller dithers (for recording the user's robot),
+    keeps the node's settings, and is the plain controller when excitation is off."""
+    from robocl_ros.node import build_controller
+    from robocl_ros.robots import BINDINGS
+
+    for std, wrapped in (("0.3", True), ("0.0", False)):
+        cfg, _ = compose(["experiment=ros_ugv", f"excitation.std={std}", "dynamics.ensemble_size=2",
+                          "dynamics.hidden_size=16", "planner.population=16", "planner.horizon=3"])
+        torch.manual_seed(0)
+        controller, _, _ = build_controller(cfg, BINDINGS["ugv"], make_model(cfg).eval(), None)
+        assert isinstance(controller, ExcitedController) is wrapped
+        state = np.zeros(controller.model.codec.state_dim)
+        low, high = np.asarray(cfg.robot.action_low), np.asarray(cfg.robot.action_high)
+        commands = np.stack([controller.act(state) for _ in range(20)])
+        assert (commands >= low).all() and (commands <= high).all()

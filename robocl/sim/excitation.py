@@ -49,6 +49,13 @@ class ExcitedController:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._controller, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Settings given to the controller (e.g. the node's `state_limit`) reach the controller."""
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._controller, name, value)
+
     def reset(self) -> None:
         self._excitation.reset()
         self._controller.reset()
