@@ -11,7 +11,9 @@ action that leaves lies within the planner's action bounds; and each such event 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,20 +33,77 @@ class SafetyEvent:
     reason: str
 
 
-@dataclass
-class ControllerStats:
-    """What a run reports about control: timing, prediction error and safety events."""
+STATS_WINDOW = 1000  # per-step timings and errors a controller keeps by default (the latest steps)
 
-    plan_ms: list[float] = field(default_factory=list)
-    refine_ms: list[float] = field(default_factory=list)
-    learn_ms: list[float] = field(default_factory=list)
-    pred_sq_err: list[float] = field(default_factory=list)
-    safety_events: list[SafetyEvent] = field(default_factory=list)
-    steps: int = 0
+
+class Recent:
+    """The latest `window` items of a per-step series (every item with window None), with `count`: how many
+    were ever appended. Reads like the list it replaces (len, index, slice, iterate: the kept items), but a
+    controller that runs for days keeps a fixed amount of memory."""
+
+    def __init__(self, window: int | None = STATS_WINDOW) -> None:
+        self._items: deque = deque(maxlen=window)
+        self.count = 0
+
+    @property
+    def window(self) -> int | None:
+        return self._items.maxlen
+
+    def append(self, item: Any) -> None:
+        self._items.append(item)
+        self.count += 1
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __getitem__(self, key: int | slice) -> Any:
+        return list(self._items)[key] if isinstance(key, slice) else self._items[key]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._items)!r}, count={self.count})"
+
+
+class RecentValues(Recent):
+    """`Recent` numbers, plus the running sum and mean over every value ever appended."""
+
+    def __init__(self, window: int | None = STATS_WINDOW) -> None:
+        super().__init__(window)
+        self.total = 0.0
+
+    def append(self, item: float) -> None:
+        super().append(item)
+        self.total += float(item)
+
+    def mean(self) -> float | None:
+        """The mean over every value appended (not only the kept ones); None before the first."""
+        return self.total / self.count if self.count else None
+
+
+class ControllerStats:
+    """What a run reports about control: timing, prediction error and safety events.
+
+    Per-step series keep the latest `window` steps (every step with window None) and count all of them:
+    an episode runner sizes the window to its episode (`robocl.build.controller.make_controller`), so its
+    percentiles cover every step, while a controller on a robot keeps a bounded, recent history."""
+
+    def __init__(self, window: int | None = STATS_WINDOW) -> None:
+        self.window = window
+        self.plan_ms = RecentValues(window)
+        self.refine_ms = RecentValues(window)
+        self.learn_ms = RecentValues(window)
+        self.pred_sq_err = RecentValues(window)
+        self.safety_events = Recent(window)
+        self.steps = 0
 
 
 class Controller:
-    """Couples a dynamics model, a continual strategy, a planner and a refiner."""
+    """Couples a dynamics model, a continual strategy, a planner and a refiner.
+
+    `stats_window`: how many of the latest steps `stats` keeps per series (None: every step; counts and the
+    mean prediction error always cover every step)."""
 
     def __init__(
         self,
@@ -54,6 +113,7 @@ class Controller:
         refiner: Refiner | None = None,
         safe_action: np.ndarray | None = None,
         state_limit: float = 1e4,
+        stats_window: int | None = STATS_WINDOW,
     ) -> None:
         self.model = model
         self.planner = planner
@@ -62,7 +122,7 @@ class Controller:
         action_dim = planner.action_dim
         self.safe_action = np.zeros(action_dim) if safe_action is None else np.asarray(safe_action, float)
         self.state_limit = state_limit
-        self.stats = ControllerStats()
+        self.stats = ControllerStats(stats_window)
         self._last_planned: torch.Tensor | None = None
 
     @property

@@ -35,7 +35,7 @@ import numpy as np
 from robocl_ros.convert import safe_command
 
 from robocl.continual.changepoint import ChangeDetector
-from robocl.control import Controller
+from robocl.control import Controller, Recent
 from robocl.tasks.waypoints import WaypointMission
 from robocl.utils.io import atomic_torch_save
 
@@ -230,6 +230,7 @@ class CycleLog:
         self.rows.append(row)
 
 
+EVENT_LOG = 500  # the latest events the node keeps (and results.json lists); older ones drop out
 CYCLE_COLUMNS = ("cycle", "scheduled", "tick", "odom_stamp", "odom_rx", "cmd_pub", "plan_ms", "mode")
 
 
@@ -279,7 +280,7 @@ class NodeCore:
         self.reason = "no odometry yet"
         self._last_cmd_at = -math.inf
         self.events: Counter[str] = Counter()
-        self.event_log: list[dict[str, Any]] = []
+        self.event_log: Recent = Recent(EVENT_LOG)  # the latest events (their counts: self.events)
         self.cycles = CycleLog()
         self.cycle = 0
         self.missed_ticks = 0
@@ -423,7 +424,7 @@ class NodeCore:
                 return
         self.set_goal(mission.goal)
         planned_before = self.controller.last_planned
-        refusals = len(self.controller.stats.safety_events)
+        refusals = self.controller.stats.safety_events.count
         with self._pub_lock:
             self._plan_abandoned = False
         self._plan_started = time.monotonic()
@@ -441,7 +442,7 @@ class NodeCore:
             self._publish_status(force=True)
         # the Controller refused to plan (model/planner/refiner fault): its safe action, counted here as well
         events = self.controller.stats.safety_events
-        refused = events[-1].reason if len(events) > refusals else None
+        refused = events[-1].reason if events.count > refusals else None
         # inputs may have gone bad while planning; the watchdog may have abandoned this plan
         late = self.input_problem(self._odom, time.monotonic())
         published = False if late or refused else self._publish_action(action)
@@ -462,10 +463,10 @@ class NodeCore:
         if abs(gap - self.settings.model_dt) > self.settings.learn_dt_tolerance * self.settings.model_dt:
             return  # not one model step apart (dropped or late odometry): not a valid transition
         # compared against the plan made from the *previous* state (this cycle's act has planned since)
-        n_err = len(self.controller.stats.pred_sq_err)
+        n_err = self.controller.stats.pred_sq_err.count
         self.controller.observe(prev[0], prev[1], odom.state, planned=planned_before)
         self.learned += 1
-        if len(self.controller.stats.pred_sq_err) > n_err and self.regime.update(
+        if self.controller.stats.pred_sq_err.count > n_err and self.regime.update(
                 self.controller.stats.pred_sq_err[-1]):
             self._event_info("regime change detected")
 

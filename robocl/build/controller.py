@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robocl.build.factory import build
 from robocl.build.methods import MethodSpec
 from robocl.continual.base import ContinualStrategy
-from robocl.control import Controller
+from robocl.control import STATS_WINDOW, Controller
 from robocl.dynamics.base import DynamicsModel
 from robocl.planning.base import CostFn
 from robocl.refiners.base import Refiner
@@ -28,6 +28,10 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
 
     The global torch RNG is re-seeded too (bootstrap resampling in online learning draws from it),
     so a run's result does not depend on which runs came before it in the same process.
+
+    Its stats keep the latest max(STATS_WINDOW, budget.max_steps) steps: an episode (never longer than
+    budget.max_steps) reports percentiles over every one of its steps, and a controller that outlives one
+    (the ROS node, robocl-run experiment=soak) keeps a bounded history.
     """
     torch.manual_seed(seed)
     model = copy.deepcopy(base_model).eval()
@@ -39,14 +43,14 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed,
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())
-    return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float))
+    window = max(STATS_WINDOW, int(OmegaConf.select(cfg, "budget.max_steps", default=0) or 0))
+    return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float),
+                      stats_window=window)
 
 
 def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:
     """`excitation.std` / `.decay` checked: (std per command channel, decay), or None when off (std 0).
     A bad value is one UsageError line naming the key and what is accepted."""
-    from omegaconf import OmegaConf
-
     from robocl.build import checks
     from robocl.errors import UsageError
 

@@ -63,8 +63,8 @@ class ExcitedController:
     def act(self, state: np.ndarray) -> np.ndarray:
         """The planned command plus the dither; a safe command (the controller refused to plan) goes
         out as it is: a fault must stop or hover the robot, not excite it."""
-        events = len(self._controller.stats.safety_events)
+        events = self._controller.stats.safety_events.count
         action = self._controller.act(state)
-        if len(self._controller.stats.safety_events) > events:
+        if self._controller.stats.safety_events.count > events:
             return action
         return self._excitation(action)
