@@ -60,6 +60,9 @@ def conditions(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return out
 
 
+COST_WEIGHTS = ("velocity_weight", "yaw_weight", "tilt_weight", "action_rate_weight", "terminal_weight")
+
+
 def validate(cfg: DictConfig) -> dict[str, Any]:
     check.check_common(cfg)
     name = str(check.get(cfg, "task.name"))
@@ -79,6 +82,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         "control_hz": hz,
         "record": _record_target(cfg, methods, [_task_tag(c, name, len(conds) > 1) for c in conds], seeds),
         "excitation": excitation_spec(cfg),
+        "cost": {k: check.number(cfg, f"task.cost.{k}", lo=0) for k in COST_WEIGHTS},
     }
 
 
@@ -157,7 +161,7 @@ def run_episode(shared: dict[str, Any], params: dict[str, Any], ctx: UnitContext
     regime_at = _regime_schedule(condition, list(cfg.task.intervention))
     tags = {"method": method.name, "seed": seed,
             "task": _task_tag(cond_name, spec["task"], len(spec["conditions"]) > 1)}
-    cost = ReferenceTrackingCost(horizon)
+    cost = ReferenceTrackingCost(horizon, **spec["cost"])
     controller = make_controller(cfg, method, shared["model"], cost, seed, shared["refiner_net"])
     steps = int(round(reference.duration * spec["control_hz"]))
 
