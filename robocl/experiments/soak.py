@@ -129,7 +129,7 @@ class SoakMeter:
                "steps_per_s": steps / (now - self._t) if steps else None,
                "containers": container_sizes(self.controller, self.cost),
                "gc_objects": len(gc.get_objects()), "graph_tensors": graph_tensors(self.controller, self.cost),
-               "grad_enabled": torch.is_grad_enabled(), **extra}
+               **extra}
         self.samples.append(row)
         self.plan_ms.clear()
         self.learn_ms.clear()
@@ -138,17 +138,18 @@ class SoakMeter:
 
 
 def summarize(samples: list[dict[str, Any]], warmup: int, wall_s: float, laps: dict[str, Any]) -> dict[str, Any]:
-    """Start / end figures: memory (also after `warmup` steps: allocator pools and caches fill first),
-    plan and learn ms of the first and last sample windows, container sizes at the first sample, mid-run
-    and the end, throughput."""
+    """Start / end figures: memory (also after `warmup` steps, as allocator pools and caches fill first; the
+    growth is the end's excess over the lowest sample since), plan and learn ms of the first and last sample
+    windows, container sizes at the first sample, mid-run and the end, throughput."""
     first, last = samples[1] if len(samples) > 1 else samples[0], samples[-1]
     warm = next((s for s in samples if s["step"] >= warmup), last)
+    low = min(s["rss_mb"] for s in samples if s["step"] >= warm["step"])  # a transient high at warm-up hides nothing
     mid = next(s for s in samples if s["step"] >= last["step"] / 2)
     return {
         "steps": last["step"], "wall_s": round(wall_s, 2), "steps_per_s": last["step"] / wall_s if wall_s else None,
         "rss_mb": {"start": samples[0]["rss_mb"], "first_window": first["rss_mb"], "after_warmup": warm["rss_mb"],
-                   "warmup_step": warm["step"], "end": last["rss_mb"], "peak": max(s["rss_mb"] for s in samples),
-                   "growth_after_warmup": round(last["rss_mb"] - warm["rss_mb"], 2)},
+                   "warmup_step": warm["step"], "min_after_warmup": low, "end": last["rss_mb"],
+                   "peak": max(s["rss_mb"] for s in samples), "growth_after_warmup": round(last["rss_mb"] - low, 2)},
         "plan_ms_median": {"first": first["plan_ms_median"], "last": last["plan_ms_median"]},
         "learn_ms_median": {"first": first["learn_ms_median"], "last": last["learn_ms_median"]},
         "window_steps": first["step"],
