@@ -62,6 +62,9 @@ class Recent:
     def __getitem__(self, key: int | slice) -> Any:
         return list(self._items)[key] if isinstance(key, slice) else self._items[key]
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(list(self._items), dtype=dtype)  # np.percentile and friends, without item-by-item reads
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self._items)!r}, count={self.count})"
 
@@ -77,8 +80,9 @@ class RecentValues(Recent):
         super().append(item)
         self.total += float(item)
 
-    def mean(self) -> float | None:
-        """The mean over every value appended (not only the kept ones); None before the first."""
+    def mean_all(self) -> float | None:
+        """The mean over every value appended (not only the kept ones; np.mean gives theirs); None before the
+        first."""
         return self.total / self.count if self.count else None
 
 

@@ -247,7 +247,7 @@ def _write_results(cfg: DictConfig, run_dir: Path, core, sink_cls) -> None:
         "safety_events": int(sum(core.events.values())),
         "regime_detections": core.regime.detections,
         "learned_transitions": core.learned,
-        "dyn_mse": s.pred_sq_err.mean(),  # over every transition learned, not only the kept window
+        "dyn_mse": s.pred_sq_err.mean_all(),  # over every transition learned, not only the kept window
         "nonfinite_substitutions": core.nonfinite_substitutions,
         **core.budget.summary(),  # plan_overruns, planner_budget_reductions/_restores, population_*
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import SMALL_UGV, cli
 
@@ -67,8 +68,9 @@ def test_controller_stats_keep_a_window_and_count_everything():
     for v in range(10):
         values.append(float(v))
     assert list(values) == [7.0, 8.0, 9.0] and len(values) == 3 and values[-1] == 9.0 and values[-2:] == [8.0, 9.0]
-    assert values.count == 10 and values.mean() == 4.5
-    assert RecentValues().mean() is None and not Recent(2)
+    assert values.count == 10 and values.mean_all() == 4.5 and np.mean(values) == 8.0
+    assert np.percentile(values, 50) == 8.0 and np.asarray(values).tolist() == [7.0, 8.0, 9.0]
+    assert RecentValues().mean_all() is None and not Recent(2)
     stats = ControllerStats(window=None)  # every step (an episode runner's stats)
     for v in range(5000):
         stats.plan_ms.append(v)

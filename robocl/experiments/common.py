@@ -64,6 +64,6 @@ def controller_metrics(controller: Controller) -> dict[str, Any]:
         "refine_ms_median": percentile(s.refine_ms, 50),
         "learn_ms_median": percentile(s.learn_ms, 50),
         "control_hz": 1000.0 / median_compute if median_compute else None,
-        "dyn_mse": s.pred_sq_err.mean(),  # over every step, also past the kept window
+        "dyn_mse": s.pred_sq_err.mean_all(),  # over every step, also past the kept window
         "safety_events": s.safety_events.count,
     }
