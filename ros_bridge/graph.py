@@ -306,3 +306,11 @@ def node_safe_time(node_dir: Path, after: float) -> float | None:
         return None
     events = json.loads(path.read_text()).get("events", [])
     return next((e["t"] for e in events if e["reason"] == "odometry stale" and e["t"] > after), None)
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the tool's own arguments, the overrides after `--` that it passes on to robocl-ros)."""
+    if "--" not in argv:
+        return list(argv), []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]

@@ -83,11 +83,7 @@ def reaction(rows: dict, killed_at: float) -> dict[str, float | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args_in = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in args_in:
-        i = args_in.index("--")
-        args_in, extra = args_in[:i], args_in[i + 1:]
+    args_in, extra = graph.split_passthrough(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m robocl_ros.measure", description=__doc__.splitlines()[0])
     ap.add_argument("--transport", choices=("ros2", "ros1"), default="ros2")
     ap.add_argument("--robot", choices=tuple(RATE), default="ugv")

@@ -105,11 +105,7 @@ def soak(out: Path, sim_time: float, rtf: float, every: float, warmup: float, ga
 
 
 def main(argv: list[str] | None = None) -> int:
-    args_in = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in args_in:
-        i = args_in.index("--")
-        args_in, extra = args_in[:i], args_in[i + 1:]
+    args_in, extra = graph.split_passthrough(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m robocl_ros.soak", description=__doc__.splitlines()[0])
     ap.add_argument("--sim-time", type=float, default=3600.0, help="simulated seconds (default 3600)")
     ap.add_argument("--rtf", type=float, default=4.0, help="real-time factor of the sim (default 4)")

@@ -20,7 +20,7 @@ def get(cfg: DictConfig, key: str) -> Any:
 
 
 def number(cfg: DictConfig, key: str, lo: float | None = None, hi: float | None = None,
-           integer: bool = False, lo_open: bool = False) -> float:
+           integer: bool = False, lo_open: bool = False, hi_open: bool = False) -> float:
     value = get(cfg, key)
     kind = "an integer" if integer else "a number"
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -30,14 +30,14 @@ def number(cfg: DictConfig, key: str, lo: float | None = None, hi: float | None 
         ok = False
     if ok and lo is not None and (value < lo or (lo_open and value == lo)):
         ok = False
-    if ok and hi is not None and value > hi:
+    if ok and hi is not None and (value > hi or (hi_open and value == hi)):
         ok = False
     if not ok:
         bounds = []
         if lo is not None:
             bounds.append(f"{'>' if lo_open else '>='} {lo:g}")
         if hi is not None:
-            bounds.append(f"<= {hi:g}")
+            bounds.append(f"{'<' if hi_open else '<='} {hi:g}")
         raise UsageError(f"{key}={value!r}: must be {kind}{' ' + ' and '.join(bounds) if bounds else ''}")
     return int(value) if integer else float(value)
 

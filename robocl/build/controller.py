@@ -62,9 +62,7 @@ def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:
     std = std * dim if len(std) == 1 else std
     if any(v < 0 for v in std):
         raise UsageError(f"excitation.std={raw}: must be >= 0 (a number, or one per command channel: {dim})")
-    decay = checks.number(cfg, "excitation.decay", lo=0, hi=1)
-    if decay >= 1:
-        raise UsageError(f"excitation.decay={decay}: must be in [0, 1) (the dither's step correlation)")
+    decay = checks.number(cfg, "excitation.decay", lo=0, hi=1, hi_open=True)
     return (std, decay) if any(std) else None
 
 
