@@ -8,7 +8,6 @@ summary.md to the run directory. See robocl/offline/evaluate.py for what is meas
 from __future__ import annotations
 
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -159,116 +158,43 @@ def _export(cfg: DictConfig, mapping, episodes) -> int:
 
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> int:
-    import torch
-
-    from robocl.build.factory import build
-    from robocl.build.pretrained import pretrained_model, simulator_pretrained_model
-    from robocl.build.refiners import ensure_refiner
     from robocl.eval.progress import progress_bar
     from robocl.eval.sink import ResultSink
-    from robocl.offline.evaluate import RefinerTrack, evaluate_episode, make_bias_track, make_dynamics_track
-    from robocl.offline.plots import plot_errors
-    from robocl.offline.readers import DataError, open_source
+    from robocl.experiments import offline_eval
+    from robocl.experiments.fanout import executor_settings
+    from robocl.parallel.executor import executor_session
 
     mapping, episodes, infos = check_sources(cfg)
     if OmegaConf.select(cfg, "export") is not None:
         return _export(cfg, mapping, episodes)
     settings = settings_from(cfg)
-    methods = parse_methods(cfg)
-    seed = int(cfg.seed)
+    methods = [(name, kind, None if node is None else OmegaConf.to_container(node, resolve=True))
+               for name, kind, node in parse_methods(cfg)]
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"[bold]robocl-eval[/] {len(episodes)} episode(s) from {cfg.data.path} -> {run_dir}")
     sink = ResultSink(run_dir, "eval", str(cfg.experiment_name), lambda: OmegaConf.to_container(cfg, resolve=True))
     sink.extra["episodes"] = []
-    results = []
     try:
-        with progress_bar(bool(cfg.runtime.progress)) as progress:
-            other_period = abs(mapping.period - float(cfg.robot.dt)) > 1e-12
-            # the model robocl-run plans with (same cache key), unless the data has another period
-            base_model, pre_info = pretrained_model(cfg, log=progress.log,
-                                                    env_overrides={"dt": mapping.period} if other_period else None)
-            sink.extra["pretrain"] = pre_info
-            if other_period:
-                sink.note(f"data.period={mapping.period} differs from robot.dt={cfg.robot.dt}: the nominal model "
-                          f"is pretrained at dt={mapping.period}")
-            scale = base_model.target_norm.std.detach().clone()
-            sim_model = None
-            if any(kind == "sim" for _, kind, _ in methods):
-                # the same dynamics settings as the model=PATH one (its training run's)
-                sim_model = simulator_pretrained_model(cfg, mapping.period, log=progress.log)
-            low = torch.as_tensor(list(cfg.robot.action_low), dtype=torch.float32)
-            high = torch.as_tensor(list(cfg.robot.action_high), dtype=torch.float32)
-            # the cache-filling step: a refiner trained offline (afm) is trained once here if it is not cached,
-            # with progress; the refiners built per episode below only load it
-            refiner_nets = {}
-            for name, kind, node in methods:
-                trained = None
-                if kind == "refiner":
-                    trained = ensure_refiner(node, cfg.robot, base_model, log=progress.log, progress=progress)
-                if trained is not None:
-                    refiner_nets[name] = trained.net
-                    sink.extra["afm_train"] = trained.record()  # as robocl-run and robocl-train record it
-            for ep, info in zip(episodes, infos):
-                torch.manual_seed(seed)  # ensemble bootstraps draw from the global generator: reproducible runs
-                tracks = []
-                for name, kind, node in methods:
-                    if kind == "refiner":
-                        refiner = build(node, "refiner", robot=cfg.robot, model=base_model, seed=seed,
-                                        net=refiner_nets.get(name))
-                        tracks.append(RefinerTrack(name, refiner, base_model, scale, low, high))
-                    elif kind == "sim":
-                        tracks.append(make_dynamics_track(name, sim_model, None, settings.kstep, seed,
-                                                          settings.kstep_stride, scale=scale))
-                    elif kind == "bias":
-                        tracks.append(make_bias_track(name, base_model, settings.kstep, int(node.window),
-                                                      settings.kstep_stride))
-                    else:
-                        factory = None if kind == "frozen" else (
-                            lambda model, s, node=node: build(node, "continual", model=model, seed=s))
-                        tracks.append(make_dynamics_track(name, base_model, factory, settings.kstep, seed,
-                                                          settings.kstep_stride, boundaries_mode(cfg) == "labels"))
-                expected = info.expected_ticks(mapping.period_ns)
-                if settings.max_transitions:
-                    expected = min(expected, settings.max_transitions)
-                task = progress.add_task(f"{ep.name}", total=expected, status="")
-
-                def on_block(done: int, rates: dict[str, float], task=task) -> None:
-                    status = "  ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
-                    progress.update(task, completed=done, status=status)
-
-                t0 = time.perf_counter()
-                try:
-                    res = evaluate_episode(open_source(ep, mapping).events(), mapping, tracks, settings, ep.name,
-                                           seed, on_block)
-                except DataError as exc:
-                    raise UsageError(str(exc)) from None
-                progress.update(task, completed=res.stats["transitions"], total=res.stats["transitions"])
-                res.stats["episode_s"] = time.perf_counter() - t0
-                for row in res.rows:
-                    sink.runs.append(row)
-                for note in res.notes:
-                    sink.note(note)
-                sink.extra["episodes"].append({
-                    "name": ep.name, "path": str(ep.path), "format": ep.kind, "meta": info.meta,
-                    "regime_labels": info.has_regimes, **res.stats,
-                    "changes": [{"index": c.index, "t_s": float(res.times[c.index]), "before": c.before,
-                                 "after": c.after} for c in res.changes]})
-                results.append(res)
-                sink.flush()
-                plot_errors(results, run_dir / "errors.png")
+        with executor_session(executor_settings(cfg), warm=[offline_eval.__name__]), \
+                progress_bar(bool(cfg.runtime.progress)) as progress:
+            records = offline_eval.run(cfg, run_dir, progress, sink, mapping, episodes, infos, methods, settings,
+                                       boundaries_mode(cfg) == "labels")
     finally:
         sink.flush()
     doc = sink.flush()
-    text = summary_text(doc, results)
+    text = summary_text(doc, records)
     atomic_write_text(run_dir / "summary.md", text + "\n")
     print(text)
     print(f"\nresults: {run_dir / 'results.json'}")
-    return 0
+    from robocl.cli.run import report_failures
+
+    return report_failures(doc, console)
 
 
-def summary_text(doc: dict[str, Any], results: list) -> str:
+def summary_text(doc: dict[str, Any], episodes: list[dict[str, Any]]) -> str:
+    """summary.md: the mean table, then each episode's regime changes (error after, time to adapt)."""
     summary = doc["summary"]
-    n_changes = max((len(r.changes) for r in results), default=0)
+    n_changes = max((len(ep["changes"]) for ep in episodes), default=0)
     cols = ["dyn_mse", "kstep_mse", "action_mse", "action_mse_identity"]
     cols += [f"post_change_mse_c{j}" for j in range(1, n_changes + 1)]
     cols += [f"post_change_action_mse_c{j}" for j in range(1, n_changes + 1)]
@@ -276,22 +202,23 @@ def summary_text(doc: dict[str, Any], results: list) -> str:
     cols += ["forgetting_mse", "transitions_per_s"]
     cols = [c for c in cols if any(c in v for v in summary.values())]
     lines = ["## Summary (means over episodes)", "", format_summary_table(summary, cols)]
-    for res in results:
-        if not res.changes:
+    for ep in episodes:
+        rows_of = [r for r in doc["runs"] if r["task"] == ep["name"]]
+        if not ep["changes"] or not rows_of:
             continue
-        names = [r["method"] for r in res.rows]
-        lines += ["", f"## {res.name}: regime changes ({res.stats['transitions']} transitions)", "",
+        names = [r["method"] for r in rows_of]
+        lines += ["", f"## {ep['name']}: regime changes ({ep['transitions']} transitions)", "",
                   "(post_mse: mean error from the change to the next one; action error for refiners; "
                   "time_to_adapt in steps)", ""]
         rows = []
-        for j, ch in enumerate(res.changes):
-            post = [_fmt(r["changes"][j]["post_mse"]) for r in res.rows]
-            tta = ["never" if (v := r["changes"][j]["time_to_adapt_steps"]) is None else v for r in res.rows]
-            rows.append([f"{ch.before} -> {ch.after}", ch.index, f"{res.times[ch.index]:.1f}", *post, *tta])
+        for j, ch in enumerate(ep["changes"]):
+            post = [_fmt(r["changes"][j]["post_mse"]) for r in rows_of]
+            tta = ["never" if (v := r["changes"][j]["time_to_adapt_steps"]) is None else v for r in rows_of]
+            rows.append([f"{ch['before']} -> {ch['after']}", ch["index"], f"{ch['t_s']:.1f}", *post, *tta])
         header = ["change", "step", "t [s]", *(f"{m} post_mse" for m in names), *(f"{m} time_to_adapt" for m in names)]
         lines.append(markdown_table(header, rows))
-    rates = {r["method"]: r.get("transitions_per_s") for res in results for r in res.rows}
-    reads = [res.stats["read_transitions_per_s"] for res in results]
+    rates = {r["method"]: r.get("transitions_per_s") for r in doc["runs"]}
+    reads = [ep["read_transitions_per_s"] for ep in episodes]
     lines += ["", "throughput (transitions/s): " + ", ".join(f"{m} {_fmt(v)}" for m, v in rates.items())
               + f"; reading + alignment {_fmt(min(reads)) if reads else '—'}"]
     return "\n".join(lines)

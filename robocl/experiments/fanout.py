@@ -45,19 +45,25 @@ def resuming(cfg: DictConfig) -> bool:
     return bool(OmegaConf.select(cfg, "resume", default=False))
 
 
+def open_ledger(cfg: DictConfig, run_dir: Path) -> UnitLedger:
+    """The run directory's ledger: the finished units when resuming (checked against cfg), else empty."""
+    return UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=resuming(cfg))
+
+
 def fan_out(cfg: DictConfig, run_dir: Path, progress: Any, sink: Any, units: list[Unit], fn: UnitFn, shared: Any,
             logger: Any = None, on_result: Callable[[UnitResult], None] | None = None,
-            build_shared: Callable[[list[Unit]], Any] | None = None) -> UnitLedger:
+            build_shared: Callable[[list[Unit]], Any] | None = None, ledger: UnitLedger | None = None) -> UnitLedger:
     """Run the units not finished yet; every finished unit rewrites results.json (canonical order).
 
     `shared`: the artifacts every unit gets; or `build_shared(units still to run)` builds them (so a
     resumed run builds only what its remaining units need). Failed units are listed in
-    results.json (`failed_units`) and make robocl-run exit 1 at the end.
+    results.json (`failed_units`) and make robocl-run exit 1 at the end. `ledger`: one the caller opened
+    (`open_ledger`) to read finished units' details while the run goes on.
     """
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
         raise ValueError("unit keys must be unique")
-    ledger = UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=resuming(cfg))
+    ledger = open_ledger(cfg, run_dir) if ledger is None else ledger
     todo = ledger.pending(units)
     if len(todo) < len(units):
         progress.log(f"resume: {len(units) - len(todo)} of {len(units)} units already finished; running {len(todo)}")

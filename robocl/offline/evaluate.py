@@ -34,6 +34,12 @@ from robocl.offline import metrics as M
 from robocl.offline.readers import AlignStats, Block, Mapping, align, blocks, transitions
 
 
+def learning_block(chunk: int, learning: bool) -> int:
+    """Transitions per block: learning methods go step by step, so smaller blocks keep the progress bar
+    moving (methods that do not learn batch either way)."""
+    return min(chunk, 256) if learning else chunk
+
+
 @dataclass
 class EvalSettings:
     kstep: int = 5
@@ -344,8 +350,7 @@ def evaluate_episode(events, mapping: Mapping, tracks: list[Track], settings: Ev
     times: list[np.ndarray] = []
     wall0 = time.perf_counter()
     total = 0
-    # Learning methods go step by step: smaller blocks keep the progress bar moving (frozen ones batch either way).
-    chunk = min(settings.chunk, 256) if any(t.learning for t in tracks) else settings.chunk
+    chunk = learning_block(settings.chunk, any(t.learning for t in tracks))
     for block in blocks(transitions(ticks), chunk, settings.kstep - 1, settings.max_transitions):
         S = torch.as_tensor(block.states, dtype=torch.float32)
         A = torch.as_tensor(block.actions, dtype=torch.float32)
