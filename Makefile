@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml setup.py
 	# in a plain `pip install -e .`: robocl treats it as absent (robocl/_torchvision.py), and the tests
 	# run where users do.
 	$(BIN)/python -m pip install -q -e '.[dev,ros2]'
+	# mbrl-lib, a peer of robocl-bench suite=planner: mbrl 0.2.0 pins hydra-core==1.0.3 (and omegaconf<2.1),
+	# which fails on Python 3.11, so it goes in without its pins beside robocl's hydra-core; what it imports
+	# that robocl lacks (termcolor) is in the dev extras.
+	$(BIN)/python -m pip install -q --no-deps mbrl==0.2.0
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: the default simulation experiment
