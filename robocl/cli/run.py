@@ -9,13 +9,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from robocl.cli.app import run_app
+from robocl.cli.app import UsageError, run_app
 from robocl.eval.progress import progress_bar
 from robocl.eval.results import format_summary_table, summarize
 from robocl.eval.sink import ResultSink
 from robocl.experiments.fanout import executor_settings, resuming
 from robocl.parallel.executor import executor_session
-from robocl.parallel.ledger import UnitLedger
+from robocl.parallel.ledger import UnitLedger, check_rerun
 from robocl.utils.imports import load_callable
 
 HEADLINE = ["success_rate", "tracking_rmse", "crashes", "dyn_mse", "plan_ms_median", "plan_ms_p95", "control_hz",
@@ -38,7 +38,14 @@ def validate_experiment(cfg: DictConfig, run_dir: Path | None = None) -> None:
     if check is not None:
         check(cfg)
     if run_dir is not None and resuming(cfg):  # a ledger for another config: one line, the run dir left as it is
-        UnitLedger(run_dir, OmegaConf.to_container(cfg, resolve=True), resume=True)
+        how = getattr(module, "RESUME", "units")
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if how == "units":
+            UnitLedger(run_dir, config, resume=True)
+        elif how == "checkpoints":
+            check_rerun(run_dir, config, str(cfg.experiment_name))
+        else:
+            raise UsageError(f"resume=true: experiment={cfg.experiment_name} does not resume: {how}")
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
@@ -50,6 +57,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> int:
     settings = executor_settings(cfg)
     try:
         with executor_session(settings, warm=[str(cfg.runner)]), progress_bar(bool(cfg.runtime.progress)) as progress:
+            sink.flush()  # results.json names the run's config from the start: resume=true finds it after any kill
             params = inspect.signature(runner).parameters
             out = runner(cfg, run_dir, progress, sink) if "sink" in params else runner(cfg, run_dir, progress)
     finally:

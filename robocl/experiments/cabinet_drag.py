@@ -44,6 +44,10 @@ from robocl.eval.results import write_metrics_csv
 from robocl.eval.sink import ResultSink
 from robocl.utils.io import atomic_write_text
 
+# resume=true (robocl-run) reruns in the run directory: every training continues from its checkpoint in the
+# cache (written atomically each epoch; a finished one is loaded), evaluations run again (deterministic)
+RESUME = "checkpoints"
+
 LEARNED = {"drag_ms": True, "drag_global": False}  # method -> multiscale
 METHODS = (*LEARNED, "nearest_part", "rigid")
 MPC_METHODS = (*LEARNED, "nearest_part")

@@ -36,6 +36,10 @@ from robocl.experiments.cabinet_drag import CACHE_VERSION, Spec, _hash, dataset,
 from robocl.experiments.cabinet_drag import validate as validate_drag
 from robocl.utils.io import atomic_write_text
 
+# resume=true (robocl-run) reruns in the run directory: every training continues from its checkpoint in the
+# cache (written atomically each epoch; a finished one is loaded), evaluations run again (deterministic)
+RESUME = "checkpoints"
+
 BASE_MODEL = "drag_ms"
 METRICS = {"part_iou": True, "epe": False, "axis_err_deg": False}  # metric -> higher is better
 

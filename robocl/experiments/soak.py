@@ -39,6 +39,8 @@ from robocl.sim.rollouts import run_waypoint_episode
 from robocl.tasks.waypoints import GainSchedule, WaypointMission
 from robocl.utils.io import atomic_write_json
 
+RESUME = "a soak measures one uninterrupted run; start it again"
+
 
 class StepGains(GainSchedule):
     """The episode runner's gain schedule, by soak step instead of mission progress: nominal, then each of

@@ -121,3 +121,21 @@ class UnitLedger:
                 "p95_s": round(float(p95), 2), "max_s": float(seconds.max()),
                 "projected_wall_s": projection(seconds.tolist()),
                 "workers": sorted({v["worker"] for v in self.units.values()})}
+
+
+def check_rerun(run_dir: Path, config: dict[str, Any], experiment: str) -> None:
+    """resume=true for an experiment that resumes from its training checkpoints (no units.json): the run
+    directory must hold this config's results.json (one line otherwise)."""
+    path = Path(run_dir) / "results.json"
+    try:
+        stored = json.loads(path.read_text())["config"]
+    except OSError:
+        raise UsageError(f"resume=true: {run_dir} holds no results.json of a {experiment} run; pass "
+                         "hydra.run.dir=<the run directory to resume> (or resume=<that directory>)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"resume=true: {path} is damaged ({exc}); start a new run directory") from None
+    differ = config_differences(comparable_config(stored), comparable_config(config))
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" (+{len(differ) - 5} more)" if len(differ) > 5 else "")
+        raise UsageError(f"resume=true: the config differs from the run's in {shown}; only runtime.* may "
+                         "change when resuming")
