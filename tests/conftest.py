@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -68,6 +71,26 @@ def cli(main, args: list[str], capsys) -> tuple[int, str, str]:
         main(args)
     out = capsys.readouterr()
     return int(exc.value.code), out.out, out.err
+
+
+def sigkill_when(module: str, args: list[str], ready, what: str, seconds: float = 180,
+                 env: dict[str, str] | None = None) -> None:
+    """Run `python -m module args` in a process group of its own and SIGKILL the group as soon as
+    `ready()` holds (a crash at an arbitrary point of real work); fails if it ends first or `what` does
+    not happen within `seconds`."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], start_new_session=True,
+                            env=None if env is None else {**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + seconds
+        while not ready():
+            assert proc.poll() is None, f"{module} ended early: {proc.stderr.read()[-2000:]}"
+            assert time.time() < deadline, f"{what}: not within {seconds:.0f} s"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 def _robocl(module: str, args: list[str], capsys):

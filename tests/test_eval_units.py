@@ -6,18 +6,13 @@ Real code: UGV drives recorded from MuJoCo into ROS 2 bags, the small real ensem
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import robocl_envs  # noqa: F401
-from conftest import SMALL_UGV, cli
+from conftest import SMALL_UGV, cli, sigkill_when
 
 from robocl.cli.eval import main as eval_main
 from robocl.offline.recording import write_episode
@@ -104,20 +99,8 @@ def test_units_cover_every_episode_and_method_in_order(reference):
 
 def test_kill_9_of_robocl_eval_then_resume_equals_an_uninterrupted_run(reference, logs, cache, tmp_path, capsys):
     args = [*SMALL_UGV, f"data={logs}", METHODS, f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.Popen([sys.executable, "-m", "robocl.cli.eval", *args], start_new_session=True,
-                            env={**os.environ, "ROBOCL_CACHE_DIR": str(cache)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 180
-        while finished_units(tmp_path) < 1:
-            assert proc.poll() is None, f"robocl-eval ended early: {proc.stderr.read()[-2000:]}"
-            assert time.time() < deadline, "no unit finished in 180 s"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    sigkill_when("robocl.cli.eval", args, lambda: finished_units(tmp_path) >= 1, "a unit finished",
+                 env={"ROBOCL_CACHE_DIR": str(cache)})
     finished = finished_units(tmp_path)
     assert 1 <= finished < 4, finished
     mp = pytest.MonkeyPatch()

@@ -6,14 +6,9 @@ Real code: procedurally generated cabinets, real drag training, a real `robocl-r
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from conftest import cli
+from conftest import cli, sigkill_when
 
 from robocl.cli.run import main as run_main
 
@@ -39,19 +34,9 @@ def test_cabinet_drag_killed_mid_training_resumes_to_the_uninterrupted_rows(tmp_
     code, _, err = cli(run_main, [*args, "methods=[nearest_part]", f"hydra.run.dir={tmp_path / 'data'}"], capsys)
     assert code == 0, err
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "robocl.cli.run", *args, f"hydra.run.dir={killed}"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 300
-        while not list(cache.glob("drag-drag_ms-*.pt")):  # the first epoch's checkpoint
-            assert proc.poll() is None, f"the run ended early: {proc.stderr.read()[-2000:]}"
-            assert time.time() < deadline, "no checkpoint in 300 s"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    # killed once the first epoch's checkpoint is in the cache
+    sigkill_when("robocl.cli.run", [*args, f"hydra.run.dir={killed}"],
+                 lambda: bool(list(cache.glob("drag-drag_ms-*.pt"))), "a drag checkpoint", seconds=300)
     code, _, err = cli(run_main, [*args, "resume=true", f"hydra.run.dir={killed}"], capsys)
     assert code == 0, err
     assert "resuming" in err and "after epoch" in err  # training went on from its checkpoint
