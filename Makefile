@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml setup.py
 	# mbrl-lib, a peer of robocl-bench suite=planner: mbrl 0.2.0 pins hydra-core==1.0.3 (and omegaconf<2.1),
 	# which fails on Python 3.11, so it goes in without its pins beside robocl's hydra-core; what it imports
 	# that robocl lacks (termcolor) is in the dev extras.
+	# (its wheel also installs a top-level `tests` package: the suite imports its helpers as `conftest`, never
+	# as `tests.conftest`)
 	$(BIN)/python -m pip install -q --no-deps mbrl==0.2.0
 	touch $(STAMP)
 

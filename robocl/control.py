@@ -107,7 +107,14 @@ class Controller:
     """Couples a dynamics model, a continual strategy, a planner and a refiner.
 
     `stats_window`: how many of the latest steps `stats` keeps per series (None: every step; counts and the
-    mean prediction error always cover every step)."""
+    mean prediction error always cover every step).
+
+    `learn_planned`: the strategy learns (state, planned action, next state), the robot as the refiner
+    presents it to the planner, instead of the executed action. Beside a refiner that compensates a regime
+    change, a learner of the executed action models the same change a second time (the planner then asks
+    for the compensated motion and the refiner compensates again); a learner of the refined robot models
+    only what refinement leaves over, which is small while the refiner works; it learns nothing while the
+    refiner is not `settled` (registering a regime), when the refined robot changes from step to step."""
 
     def __init__(
         self,
@@ -118,8 +125,10 @@ class Controller:
         safe_action: np.ndarray | None = None,
         state_limit: float = 1e4,
         stats_window: int | None = STATS_WINDOW,
+        learn_planned: bool = False,
     ) -> None:
         self.model = model
+        self.learn_planned = learn_planned
         self.planner = planner
         self.strategy = strategy or ContinualStrategy(model)
         self.refiner = refiner or Refiner()
@@ -217,6 +226,8 @@ class Controller:
             err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)
             self.stats.pred_sq_err.append(float((err / self.model.target_norm.std).pow(2).mean()))
             self.refiner.observe(s[0], planned[0], a[0], s2[0], predicted[0])
+        if self.learn_planned and not self.refiner.settled:
+            return  # the refined robot is still changing as the refiner registers a regime: not learned
         t0 = time.perf_counter()
-        self.strategy.observe(Transitions(s, a, s2))
+        self.strategy.observe(Transitions(s, planned if self.learn_planned else a, s2))
         self.stats.learn_ms.append((time.perf_counter() - t0) * 1e3)

@@ -151,14 +151,16 @@ def test_raw_action_executed_exactly_once_per_detected_switch(small_setup):
     assert refiner.raw_after_switch == len([s for s in switch_steps if s + 1 < 100])
     # the first step (no regime known yet) and the step after each detected switch, nothing else
     assert raw_steps == [0] + [s + 1 for s in switch_steps if s + 1 < 100]
-    # a switch is declared exactly when the error crosses the threshold outside the cooldown
+    # a switch needs the error above the threshold and outside the cooldown; and 2x (switch_factor) the miss's
+    # own level since the last registration, so while this small flow cannot correct (-1, 1) and its miss hovers
+    # at the threshold (steps 27-49), the regime is not declared again and again: one switch per change at most
     since = 0
     for step in range(100):
         since = 0 if was_raw[step] else since + 1
-        expected = not was_raw[step] and errors[step] > 1.0 and since >= 3
-        assert (step in switch_steps) == expected, (step, errors[step], since)
-        if expected:
+        if step in switch_steps:
+            assert errors[step] > 1.0 and since > 3, (step, errors)
             since = 0  # the raw action that follows registers the new regime
+    assert len(switch_steps) <= 3, switch_steps
     # each change away from the nominal regime is detected within two steps
     for change in (25, 75):
         assert any(change <= s <= change + 2 for s in switch_steps), (change, switch_steps)
@@ -200,3 +202,46 @@ def test_fast_inference_path_matches_the_neural_ode():
             fast = flow.transport(data.features[idx], rows, mask, data.planned[idx], fast=True)
         torch.testing.assert_close(fast, full)
         assert not torch.allclose(full, data.planned[idx])  # the flow moved the actions
+
+
+def test_afm_online_learns_the_refined_robot_and_switches_against_the_frozen_nominal(small_setup):
+    """mppi_afm_online: the learner observes (state, planned action, next state), once the refiner has settled on
+    the regime, and the refiner keeps a frozen copy of the nominal model: refinement and learning do not
+    compensate one regime twice."""
+    from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
+    from robocl.planning.costs import WaypointCost
+
+    cfg, model, net, _, _ = small_setup
+    cfg = OmegaConf.merge(cfg, {"planner": {"population": 64, "horizon": 5}})
+    cost = WaypointCost()
+    cost.set_goal(torch.tensor([2.0, 0.0]))
+    both = make_controller(cfg, parse_method("mppi_afm_online"), model, cost, seed=0, refiner_net=net)
+    alone = make_controller(cfg, parse_method("mppi_afm"), model, cost, seed=0, refiner_net=net)
+    assert both.learn_planned and not alone.learn_planned
+    assert both.refiner.model is not both.model and alone.refiner.model is alone.model
+    seen = []
+    learn = both.strategy.observe
+    both.strategy.observe = lambda t: (seen.append(t), learn(t))  # what the learner is given, step by step
+    env = gym.make("robocl/UGV-v0").unwrapped
+    env.set_gains((-1.0, 1.0))
+    obs, _ = env.reset(seed=0)
+    nominal = [p.clone() for p in both.refiner.model.parameters()]
+    learner = [p.clone() for p in both.model.parameters()]
+    learned, refined = [], []
+    for _ in range(40):
+        n = len(seen)
+        action = both.act(obs)
+        planned = both.last_planned.clone()
+        refined.append(not torch.allclose(torch.as_tensor(action, dtype=torch.float32), planned, atol=1e-4))
+        nxt, *_ = env.step(action.astype("float32"))
+        both.observe(obs, action, nxt)
+        learned.append(len(seen) > n)
+        if learned[-1]:
+            assert torch.allclose(seen[-1].actions[0], planned)
+        obs = nxt
+    assert any(refined)
+    # nothing is learned while the refiner registers the regime (its 8-row context filling), then every step
+    assert not any(learned[:7]) and sum(learned) >= 20, learned
+    assert not all(torch.equal(a, b) for a, b in zip(learner, both.model.parameters()))  # the learner learned
+    assert all(torch.equal(a, b) for a, b in zip(nominal, both.refiner.model.parameters()))  # the nominal did not

@@ -50,3 +50,20 @@ def test_recorded_stationary_log_gives_no_false_change_and_jumps_are_found_withi
         d = ChangeDetector()
         fired = [i for i, v in enumerate(e) if d.update(float(v)) and i >= 200]
         assert fired and fired[0] - 200 <= 10, fired[:3]
+
+
+def test_rise_only_and_floor_make_the_closed_loop_switch_rule():
+    """window 1, warmup = a cooldown, floor = a threshold: AFM's "error above the threshold" switch, against
+    the error's own level since the last switch (hand-worked: level = median of the 3 warmup errors)."""
+    d = ChangeDetector(window=1, factor=4.0, warmup=3, rise_only=True, floor=1.0)
+    assert [d.update(v) for v in (0.1, 0.1, 0.1)] == [False] * 3  # warmup: level 0.1
+    assert d.update(0.9) is False  # x9 its level but under the floor
+    assert d.update(1.2) is True  # x12 and above the floor
+    assert [d.update(v) for v in (2.0, 2.0, 2.0)] == [False] * 3  # an unreachable regime: level 2.0
+    assert d.update(3.0) is False  # above the floor, but only x1.5 its level: not declared again
+    # a fall is no change with rise_only, but the level is learned again (from the 3 errors after it)
+    assert [d.update(v) for v in (0.01, 0.01, 0.01, 0.01)] == [False] * 4
+    assert d.update(0.5) is False  # x50 the new level, under the floor
+    assert d.update(1.5) is True  # measured against the old level (2.0) it would not have fired
+    with pytest.raises(ValueError):
+        ChangeDetector(floor=-1.0)

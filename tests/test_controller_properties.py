@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import FaultyRefiner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from robocl.continual.base import ContinualStrategy
 from robocl.control import Controller
 from robocl.planning.costs import WaypointCost
 from robocl.planning.mppi import MPPI
-from tests.conftest import FaultyRefiner
 
 FAULTS = ("none", "nan", "huge", "raise")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import SMALL_UGV, cli, one_line_exit_2
 
 from robocl.build.models import make_model
 from robocl.cli.app import compose
@@ -14,7 +15,6 @@ from robocl.control import Controller
 from robocl.planning.costs import WaypointCost
 from robocl.planning.mppi import MPPI
 from robocl.sim.excitation import Excitation, ExcitedController
-from tests.conftest import SMALL_UGV, cli, one_line_exit_2
 
 
 def test_dither_has_the_std_and_correlation_asked_for_and_stays_in_the_box():

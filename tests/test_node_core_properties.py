@@ -22,6 +22,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import FaultyRefiner, RecordingTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from robocl_ros.core import NodeCore, NodeSettings, WallClock
@@ -31,7 +32,6 @@ from robocl.build.controller import make_controller
 from robocl.build.methods import parse_method
 from robocl.build.models import make_model
 from robocl.cli.app import compose
-from tests.conftest import FaultyRefiner, RecordingTransport
 
 PERIOD = 0.1  # control period (s)
 DEADLINE = 0.1  # plan deadline (s): a healthy plan of this small planner takes a few ms

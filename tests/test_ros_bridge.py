@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import RecordingTransport
 from robocl_ros import convert
 from robocl_ros.core import NodeCore, NodeSettings, WallClock
 from robocl_ros.robots import BINDINGS, make_cost
-
-from tests.conftest import RecordingTransport
 
 pytestmark = pytest.mark.ros
 

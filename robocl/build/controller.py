@@ -40,12 +40,15 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     planner_factory = load_callable(f"robocl.build.planners:{method.planner}")
     planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
                               reset_particles=model.reset_particles)
-    refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=model, seed=seed,
+    # the refiner's regime context and switch test are against the nominal model it was trained with: a
+    # frozen copy of it when a learner plans (the learner then learns the refined robot: Controller.learn_planned)
+    nominal = copy.deepcopy(base_model).eval() if method.online else model
+    refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=nominal, seed=seed,
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())
     window = max(STATS_WINDOW, int(OmegaConf.select(cfg, "budget.max_steps", default=0) or 0))
     return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float),
-                      stats_window=window)
+                      stats_window=window, learn_planned=method.online and method.refine)
 
 
 def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:

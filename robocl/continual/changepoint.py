@@ -12,6 +12,14 @@ steps differs from it by more than `factor` either way; then it learns the new l
 The median needs more than half the window from the new regime, so a lasting change is found about
 `window / 2` steps after it starts, and a shorter excursion (a turn, a bump) never fires it.
 
+Two settings serve the closed-loop uses. `rise_only`: only a rise of the error is a change (a refiner or a
+learner re-registers on a worse error; a better one needs nothing, but its level is relearned, or the next
+rise would be measured against the old, higher level). `floor`: the recent median must
+also exceed this absolute error, so a tiny error that merely grew by `factor` (a model fitting very
+well) is not a change. With `window` 1, `warmup` = a cooldown and `floor` = a threshold, the test is
+AFM's "error above the threshold" switch, against the error's own level since the last switch: an
+unreachable regime that keeps the error above the threshold is not declared again and again.
+
 Measured defaults (docs/eval.md, "Regime changes without labels"): `window` 18, `factor` 4, on 14.2 minutes
 of a foreign UGV's driving under the simulator-pretrained model (error level 0.13, log-sd 0.85,
 lag-1 autocorrelation 0.65): no false change, where the old adjacent-window test found 41; jumps of
@@ -31,10 +39,11 @@ class ChangeDetector:
     """Online: `update(error)` once per step; True when a regime change is detected."""
 
     def __init__(self, window: int = 18, factor: float = 4.0, warmup: int = 50, halflife: float = 300.0,
-                 eps: float = 1e-9) -> None:
-        if window < 1 or factor <= 1.0 or warmup < window or halflife <= 0:
-            raise ValueError("window >= 1, factor > 1, warmup >= window and halflife > 0 are required")
+                 eps: float = 1e-9, rise_only: bool = False, floor: float = 0.0) -> None:
+        if window < 1 or factor <= 1.0 or warmup < window or halflife <= 0 or floor < 0:
+            raise ValueError("window >= 1, factor > 1, warmup >= window, halflife > 0 and floor >= 0 are required")
         self.window, self.log_factor, self.warmup = int(window), math.log(factor), int(warmup)
+        self.rise_only, self.floor = bool(rise_only), float(floor)
         self.alpha = 1.0 - 0.5 ** (1.0 / float(halflife))
         self.eps = float(eps)
         self.steps = 0
@@ -62,11 +71,15 @@ class ChangeDetector:
         if self.level is None:
             self.level = float(np.median(self.recent))
             return False
-        latest = list(self.recent)[-self.window:]
-        if abs(float(np.median(latest)) - self.level) > self.log_factor:
+        median = x if self.window == 1 else float(np.median(list(self.recent)[-self.window:]))
+        shift = median - self.level
+        if (shift if self.rise_only else abs(shift)) > self.log_factor and math.exp(median) > self.floor:
             self.alarms.append(step)
             self.reset()
             return True
+        if self.rise_only and shift < -self.log_factor:  # a fall is no change, but the level is relearned
+            self.reset()
+            return False
         self.level += self.alpha * (x - self.level)
         return False
 

@@ -59,6 +59,8 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     if str(cfg.refiner.get("kind")) == "afm":
         check.number(cfg, "refiner.threshold", lo=0, lo_open=True)
         check.number(cfg, "refiner.cooldown", lo=0, integer=True)
+        check.number(cfg, "refiner.switch_factor", lo=1, lo_open=True)
+        check.number(cfg, "refiner.level_halflife", lo=0, lo_open=True)
         check.number(cfg, "refiner.steps", lo=1, integer=True)
         if str(cfg.refiner.solver) not in ("midpoint", "euler", "rk4"):
             raise UsageError(f"refiner.solver={cfg.refiner.solver}: accepted midpoint, euler, rk4")

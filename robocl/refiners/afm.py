@@ -9,7 +9,10 @@ robot. The flow ODE t: 0 -> 1 is integrated with torchdyn's `NeuralODE`.
 
 Regime switching follows the paper: when the realized next state misses the planned one by more than
 `threshold`, the raw planned action is executed once to observe the new regime cleanly, the context
-is re-registered from that transition, and refinement resumes.
+is re-registered from that transition, and refinement resumes. The test is robocl's one change detector
+(robocl.continual.changepoint) set to that rule, against the miss's own level since the last switch
+(learned over `cooldown` steps): a switch also needs the miss `switch_factor` x above that level, so a
+regime the flow cannot fully correct (its miss stays above the threshold) is not declared over and over.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchdyn.core import NeuralODE
 
+from robocl.continual.changepoint import ChangeDetector
 from robocl.refiners.base import Refiner
 
 SOLVERS = ("midpoint", "euler", "rk4")
@@ -207,14 +211,15 @@ class AFMRefiner(Refiner):
     `model` is the dynamics model the planner uses (its nominal prediction defines the planned
     transition); `codec` maps states to features/targets. `threshold` is on the RMS of the state
     error normalized by the refiner's error scale; `cooldown` control steps must pass after a
-    registration before another switch may be declared (an unreachable regime keeps the error high).
+    registration before another switch may be declared (the miss's level is learned meanwhile), and a
+    switch needs the miss `switch_factor` x above that level (its level follows with `level_halflife` steps).
     """
 
     name = "afm"
 
     def __init__(self, net: AFMNet, model: nn.Module, codec: Any, action_low: Tensor, action_high: Tensor,
                  threshold: float = 1.0, cooldown: int = 5, solver: str = "midpoint", steps: int = 10,
-                 context_size: int | None = None) -> None:
+                 context_size: int | None = None, switch_factor: float = 2.0, level_halflife: float = 300.0) -> None:
         self.net = net.eval()
         self.model = model
         self.codec = codec
@@ -222,6 +227,8 @@ class AFMRefiner(Refiner):
         self.high = torch.as_tensor(action_high, dtype=torch.float32)
         self.threshold = float(threshold)
         self.cooldown = int(cooldown)
+        self.detector = ChangeDetector(window=1, factor=switch_factor, warmup=max(1, self.cooldown),
+                                       halflife=level_halflife, rise_only=True, floor=self.threshold)
         self.flow = AFMFlow(net, solver, steps)
         self.context_size = int(context_size or net.shape.context_size)
         self.events: list[RegimeEvent] = []
@@ -235,11 +242,17 @@ class AFMRefiner(Refiner):
         self.mask = torch.zeros(1, k, dtype=torch.bool)
         self.count = 0
         self.step = 0
-        self.since_register = 0
+        self.detector.reset()
         self.pending_raw = True  # no regime known yet: observe it with the raw action first
         self.pending_cause = "start"
         self.last_was_raw = False
         self.last_error = 0.0
+
+    @property
+    def settled(self) -> bool:
+        """Registered on the current regime with a full context: right after a switch the refined robot still
+        changes step by step as the context fills, which a learner of it should not chase."""
+        return not self.pending_raw and self.count >= self.context_size
 
     # ---- acting -------------------------------------------------------------------------------
     def refine(self, state: Tensor, planned_action: Tensor) -> Tensor:
@@ -264,25 +277,28 @@ class AFMRefiner(Refiner):
     # ---- observing ----------------------------------------------------------------------------
     def observe(self, state: Tensor, planned_action: Tensor, executed_action: Tensor, next_state: Tensor,
                 predicted_next_state: Tensor) -> None:
+        """`predicted_next_state` is the planner's prediction for the planned action; the miss that may declare a
+        switch is measured against this refiner's own nominal model (the one its flow was trained with), which
+        is the planner's unless a learner plans."""
         with torch.inference_mode():
             realized = self.codec.targets(state, next_state)
-            miss = (realized - self.codec.targets(state, predicted_next_state)) / self.net.err_scale
+            predicted_plan = self.model.predict(state[None], planned_action[None])[0][0]
+            miss = (realized - self.codec.targets(state, predicted_plan)) / self.net.err_scale
             error = float(miss.pow(2).mean().sqrt())
             if torch.equal(executed_action, planned_action):
-                predicted_exec = predicted_next_state
+                predicted_exec = predicted_plan
             else:
                 predicted_exec = self.model.predict(state[None], executed_action[None])[0][0]
             regime_error = realized - self.codec.targets(state, predicted_exec)
             row = torch.cat([self.codec.features(state), executed_action.to(torch.float32), regime_error])
         self.last_error = error
-        self.since_register += 1
         if self.last_was_raw:
             self._clear()
             self._push(row)
-            self.since_register = 0
+            self.detector.reset()  # the new regime's miss level is learned from the next `cooldown` steps
             self.pending_cause = ""
             self.events.append(RegimeEvent(self.step, "register", error))
-        elif error > self.threshold and self.since_register >= self.cooldown:
+        elif self.detector.update(error):
             self.switches += 1
             self.pending_raw = True
             self.pending_cause = "switch"
@@ -326,4 +342,6 @@ def from_config(node: Any, robot: Any = None, model: Any = None, seed: int = 0, 
         net, _ = load_net(path)
     return AFMRefiner(net, model, model.codec, torch.as_tensor(list(robot.action_low)),
                       torch.as_tensor(list(robot.action_high)), threshold=float(node.threshold),
-                      cooldown=int(node.cooldown), solver=str(node.solver), steps=int(node.steps))
+                      cooldown=int(node.cooldown), solver=str(node.solver), steps=int(node.steps),
+                      switch_factor=float(node.get("switch_factor", 2.0)),
+                      level_halflife=float(node.get("level_halflife", 300.0)))

@@ -14,6 +14,11 @@ class Refiner:
 
     name = "identity"
 
+    @property
+    def settled(self) -> bool:
+        """Whether the refined robot behaves steadily now (a learner of it learns only then): always, here."""
+        return True
+
     def reset(self) -> None:
         """New episode: forget the regime context."""
 
