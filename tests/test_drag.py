@@ -396,3 +396,15 @@ def test_datagen_bad_arguments_one_line_exit_2(tmp_path, args, fragment):
     proc = subprocess.run([sys.executable, "-m", "robocl.drag.datagen", *out, *args], capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_iou_by_size_bins_drags_by_their_true_moving_points():
+    from robocl.drag.evaluate import iou_by_size
+
+    scores = {"moving": torch.tensor([0.0, 10, 49, 50, 150, 500, 900]),
+              "part_iou": torch.tensor([1.0, 0.5, 0.3, 0.8, 0.9, 0.95, 0.85])}
+    assert iou_by_size(scores) == [
+        {"moving_points": "0-49", "drags": 3, "part_iou": pytest.approx(0.6)},
+        {"moving_points": "50-99", "drags": 1, "part_iou": pytest.approx(0.8)},
+        {"moving_points": "100-199", "drags": 1, "part_iou": pytest.approx(0.9)},
+        {"moving_points": "400+", "drags": 2, "part_iou": pytest.approx(0.9)}]  # the empty 200-399 bin left out

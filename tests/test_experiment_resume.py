@@ -46,6 +46,9 @@ def test_cabinet_drag_killed_mid_training_resumes_to_the_uninterrupted_rows(tmp_
     assert code == 0, err
     assert rows(killed) == rows(tmp_path / "whole")
     assert {r["method"] for r in rows(killed)} == {"drag_ms", "nearest_part"}
+    by_size = json.loads((killed / "results.json").read_text())["iou_by_size"]["drag_ms"]
+    assert set(by_size) == {"instance", "category"}
+    assert "## drag_ms, instance" in (killed / "iou_by_size.md").read_text()
 
 
 def test_resume_of_a_checkpointed_experiment_checks_its_run_directory(tmp_path, capsys):

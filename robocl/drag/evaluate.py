@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,23 @@ def summarize_scores(scores: dict[str, Tensor]) -> dict[str, float]:
         "joint_type_acc": float(scores["joint_type_ok"][has].mean()) if has.any() else math.nan,
         "drags": len(scores["epe"]),
     }
+
+
+SIZE_EDGES = (0, 50, 100, 200, 400)  # true moving points per drag: where the mask is weak (small drawers)
+
+
+def iou_by_size(scores: dict[str, Tensor], edges: tuple[int, ...] = SIZE_EDGES) -> list[dict[str, Any]]:
+    """Mean `part_iou` of the drags binned by their true moving-point count: [edges[i], edges[i+1]), the last
+    bin open; a drag that moves nothing is in the first. Empty bins are left out."""
+    moving, iou = scores["moving"], scores["part_iou"]
+    bounds = [*edges, math.inf]
+    rows = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        sel = (moving >= lo) & (moving < hi)
+        if sel.any():
+            rows.append({"moving_points": f"{lo}-{hi - 1}" if hi != math.inf else f"{lo}+", "drags": int(sel.sum()),
+                         "part_iou": float(iou[sel].mean())})
+    return rows
 
 
 def evaluate(predict: Predictor, split: DragSplit, batch_size: int = 32) -> dict[str, float]:
