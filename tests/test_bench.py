@@ -159,3 +159,17 @@ def test_drag_bench_compiled_beside_eager(tmp_path):
     workloads = ("one_drag", "P8_cached_geometry")
     assert set(doc["summary"]) == {f"{m}_{w}" for m in ("compiled", "eager") for w in workloads}
     assert doc["ratios"]["one_drag_eager_over_compiled_median"] > 0
+
+
+def test_fleet_bench_times_one_batched_call_against_separate_plans(tmp_path):
+    run_dir = tmp_path / "fleet"
+    proc = bench(run_dir, "bench.repeats=8", "bench.warmup=1", "planner.population=50", "bench.fleet=4")
+    assert proc.returncode == 0, proc.stderr
+    fleet = json.loads((run_dir / "results.json").read_text())["fleet"]
+    assert fleet["robots"] == 4 and fleet["calls"] == 10
+    assert fleet["batched_ms_median"] > 0 and fleet["separate_ms_median"] > 0
+    ratio = fleet["separate_ms_median"] / fleet["batched_ms_median"]
+    assert fleet["separate_over_batched_median"] == pytest.approx(ratio)
+    assert "fleet of 4" in proc.stdout
+    bad = bench(tmp_path / "bad", "bench.fleet=0")
+    assert bad.returncode == 2 and "bench.fleet" in bad.stderr and not (tmp_path / "bad").exists()

@@ -95,3 +95,58 @@ def test_population_changes_at_runtime_keeping_the_warm_start(kind):
         with pytest.raises(ValueError):
             planner.set_population(bad)
     assert planner.population == 100
+
+
+def test_batched_mppi_for_one_robot_is_mppi():
+    from robocl.planning.batched import BatchedMPPI
+
+    cost = QuadraticGoalCost(torch.zeros(4), torch.tensor([1.0, 1.0, 0.1, 0.1]))
+
+    def fleet_cost(states, actions):  # (N, P, H+1, S) -> (N, P)
+        n, p = states.shape[:2]
+        return cost(states.reshape(n * p, *states.shape[2:]), actions.reshape(n * p, *actions.shape[2:])).reshape(n, p)
+
+    common = dict(horizon=10, population=200, noise_sigma=0.6, temperature=0.5, seed=3)
+    single = MPPI(double_integrator, cost, [-1, -1], [1, 1], **common)
+    fleet = BatchedMPPI(double_integrator, fleet_cost, [-1, -1], [1, 1], robots=1, **common)
+    state = torch.tensor([2.0, -1.5, 0.0, 0.0])
+    for _ in range(5):
+        a, b = single.plan(state), fleet.plan(state[None])[0]
+        assert torch.allclose(a, b, atol=1e-6), (a, b)
+        state = double_integrator(state[None], a[None])[0]
+
+
+def test_batched_mppi_drives_each_robot_to_its_own_goal():
+    from robocl.planning.batched import BatchedMPPI
+
+    goals = torch.tensor([[0.0, 0.0, 0, 0], [1.0, 1.0, 0, 0], [-1.0, 0.5, 0, 0]])
+    weights = torch.tensor([1.0, 1.0, 0.1, 0.1])
+
+    def fleet_cost(states, actions):
+        err = (states[:, :, 1:] - goals[:, None, None]) ** 2 * weights
+        return err.sum((-2, -1)) + 0.01 * actions.pow(2).sum((-2, -1))
+
+    fleet = BatchedMPPI(double_integrator, fleet_cost, [-1, -1], [1, 1], robots=3, horizon=15, population=400,
+                        noise_sigma=0.6, temperature=0.5, seed=0)
+    states = torch.tensor([[2.0, -1.5, 0, 0], [-1.0, -1.0, 0, 0], [1.5, 1.5, 0, 0]])
+    for _ in range(80):
+        actions = fleet.plan(states)
+        assert actions.shape == (3, 2) and torch.all(actions.abs() <= 1 + 1e-6)
+        states = double_integrator(states, actions)
+    assert torch.all(torch.linalg.vector_norm(states[:, :2] - goals[:, :2], dim=-1) < 0.15), states
+    with pytest.raises(ValueError, match="one per robot"):
+        fleet.plan(states[:2])
+
+
+def test_waypoint_cost_scores_a_fleet_like_each_robot_alone():
+    from robocl.planning.costs import WaypointCost
+
+    g = torch.Generator().manual_seed(0)
+    states, actions = torch.randn(2, 7, 6, 5, generator=g), torch.randn(2, 7, 5, 2, generator=g)
+    goals = torch.tensor([[1.0, 2.0], [-3.0, 0.5]])
+    one, fleet = WaypointCost(reverse_weight=0.5), WaypointCost(reverse_weight=0.5)
+    fleet.set_goals(goals)
+    together = fleet(states, actions)
+    for i in range(2):
+        one.set_goal(goals[i])
+        assert torch.allclose(together[i], one(states[i], actions[i]))

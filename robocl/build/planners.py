@@ -8,6 +8,7 @@ from collections.abc import Callable
 from omegaconf import DictConfig
 
 from robocl.planning.base import CostFn, DynamicsFn
+from robocl.planning.batched import BatchedMPPI
 from robocl.planning.cem import CEM
 from robocl.planning.mppi import MPPI
 
@@ -28,6 +29,13 @@ def mppi(node: DictConfig, dynamics: DynamicsFn, cost: CostFn, robot: DictConfig
          reset_particles: Callable[[], None] | None = None) -> MPPI:
     return MPPI(dynamics, cost, temperature=float(node.temperature), reset_particles=reset_particles,
                 **_common(node, robot, seed))
+
+
+def fleet_mppi(node: DictConfig, dynamics: DynamicsFn, cost: Callable, robot: DictConfig, robots: int,
+               seed: int = 0) -> BatchedMPPI:
+    """MPPI for `robots` robots in one call (robocl.planning.batched), with the `planner=mppi` settings."""
+    common = _common(node, robot, seed)
+    return BatchedMPPI(dynamics, cost, robots=robots, temperature=float(node.temperature), **common)
 
 
 def cem(node: DictConfig, dynamics: DynamicsFn, cost: CostFn, robot: DictConfig, seed: int = 0,

@@ -83,6 +83,8 @@ def check_config(cfg: DictConfig) -> None:
             low = 2 if key == "bench.populations" else 1
             if min(values) < low:
                 raise UsageError(f"{key}={list(values)}: every value must be an integer >= {low}")
+    if OmegaConf.select(cfg, "bench.fleet") is not None:
+        check.number(cfg, "bench.fleet", lo=1, integer=True)
     check.number(cfg, "planner.population", lo=2, integer=True)
     check.number(cfg, "planner.horizon", lo=1, integer=True)
     check.number(cfg, "planner.iterations", lo=1, integer=True)
@@ -295,6 +297,13 @@ def run(cfg: DictConfig, progress) -> dict[str, Any]:
                             roofline["bf16_peak_gflops"])
         runs.append(row)
 
+    extra = {"roofline": roofline, "peers": peers}
+    lines = _lines(runs, roofline)
+    if OmegaConf.select(cfg, "bench.fleet") is not None:
+        extra["fleet"] = _fleet(cfg, model, int(cfg.bench.fleet), progress)
+        f = extra["fleet"]
+        lines.append(f"fleet of {f['robots']}: one batched call {f['batched_ms_median']:.1f} ms, {f['robots']} "
+                     f"separate plans {f['separate_ms_median']:.1f} ms ({f['separate_over_batched_median']:.2f}x)")
     files = {}
     if cfg.bench.populations is not None or cfg.bench.horizons is not None:
         if shapes is None:
@@ -306,7 +315,37 @@ def run(cfg: DictConfig, progress) -> dict[str, Any]:
                      f"{iterations} iteration(s), {roofline['threads']} thread(s)")
             files["roofline.png"] = lambda path: plot_roofline(roofline["sweep"], peaks, path, title)
     return {"runs": runs, "ratios": ratio_summary(times, OURS), "notes": notes, "files": files,
-            "extra": {"roofline": roofline, "peers": peers}, "lines": _lines(runs, roofline)}
+            "extra": extra, "lines": lines}
+
+
+def _fleet(cfg: DictConfig, model, robots: int, progress) -> dict[str, Any]:
+    """`robots` robots planned in one batched call (robocl.planning.batched) against as many separate plans,
+    interleaved, each robot toward its own waypoint."""
+    from robocl.build.planners import fleet_mppi
+
+    goals = torch.tensor(GOAL) + torch.arange(robots, dtype=torch.float32)[:, None] * 0.5
+    fleet_cost = WaypointCost()
+    fleet_cost.set_goals(goals)
+    fleet = fleet_mppi(cfg.planner, model.step, fleet_cost, cfg.robot, robots, seed=0)
+    singles = []
+    for goal in goals:
+        cost = WaypointCost()
+        cost.set_goal(goal)
+        singles.append(build_mppi(cfg.planner, model.step, cost, cfg.robot, seed=0))
+    states = torch.zeros(robots, model.codec.state_dim)
+    candidates = {"batched": lambda: fleet.plan(states),
+                  "separate": lambda: [p.plan(s) for p, s in zip(singles, states)]}
+    repeats = max(10, int(cfg.bench.repeats) // 4)
+    task = progress.add_task("fleet", total=repeats, status=f"{robots} robots")
+    with torch.inference_mode():
+        times = interleaved_times(candidates, repeats, min(5, int(cfg.bench.warmup)),
+                                  lambda i: progress.update(task, completed=i))
+    out: dict[str, Any] = {"robots": robots, "calls": repeats}
+    for name, ms in times.items():
+        out[f"{name}_ms_median"], out[f"{name}_ms_p95"] = (float(v) for v in np.percentile(ms, [50, 95]))
+    out["separate_over_batched_median"] = out["separate_ms_median"] / out["batched_ms_median"]
+    out["batched_ms_per_robot"] = out["batched_ms_median"] / robots
+    return out
 
 
 def _lines(runs: list[dict], roofline: dict) -> list[str]:

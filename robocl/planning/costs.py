@@ -29,13 +29,18 @@ class WaypointCost:
     def set_goal(self, goal: Tensor) -> None:
         self.goal = torch.as_tensor(goal, dtype=torch.float32)[: self.pos_dims]
 
+    def set_goals(self, goals: Tensor) -> None:
+        """One goal per robot (N, >= pos_dims), for a fleet planned at once (robocl.planning.batched)."""
+        self.goal = torch.as_tensor(goals, dtype=torch.float32)[:, None, None, : self.pos_dims]
+
     def __call__(self, states: Tensor, actions: Tensor) -> Tensor:
-        dist = torch.linalg.vector_norm(states[:, 1:, : self.pos_dims] - self.goal, dim=-1)
-        cost = dist.sum(1) + self.terminal_weight * dist[:, -1]
-        if self.action_rate_weight and actions.shape[1] > 1:
-            cost = cost + self.action_rate_weight * (actions[:, 1:] - actions[:, :-1]).pow(2).sum((1, 2))
+        """states (..., H+1, S), actions (..., H, A) -> (...): one robot's (P, ...) samples or a fleet's (N, P, ...)."""
+        dist = torch.linalg.vector_norm(states[..., 1:, : self.pos_dims] - self.goal, dim=-1)
+        cost = dist.sum(-1) + self.terminal_weight * dist[..., -1]
+        if self.action_rate_weight and actions.shape[-2] > 1:
+            cost = cost + self.action_rate_weight * (actions[..., 1:, :] - actions[..., :-1, :]).pow(2).sum((-2, -1))
         if self.reverse_weight:
-            cost = cost + self.reverse_weight * torch.relu(-actions[..., 0]).sum(1)
+            cost = cost + self.reverse_weight * torch.relu(-actions[..., 0]).sum(-1)
         return cost
 
 
