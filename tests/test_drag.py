@@ -60,7 +60,8 @@ def test_metrics_match_hand_computed_values():
 def test_dataset_format_and_labels(tiny_data):
     root, index = tiny_data
     on_disk = json.loads((root / "index.json").read_text())
-    assert on_disk["format"] == FORMAT and set(on_disk["splits"]) == {"train", "test_instance", "test_category"}
+    assert on_disk["format"] == FORMAT and set(on_disk["splits"]) == {"train", "test_instance", "test_category", "val"}
+    assert on_disk["splits"]["val"]["objects"] == 0  # val_objects defaults to 0 here (cabinet_drag sets 48)
     cats = {o["split"]: o["category"] for o in on_disk["objects"]}
     assert cats["test_category"] == "fridge" and cats["train"] in ("cabinet", "drawer_unit")
     with np.load(root / on_disk["splits"]["train"]["shards"][0]) as z:
@@ -408,3 +409,14 @@ def test_iou_by_size_bins_drags_by_their_true_moving_points():
         {"moving_points": "50-99", "drags": 1, "part_iou": pytest.approx(0.8)},
         {"moving_points": "100-199", "drags": 1, "part_iou": pytest.approx(0.9)},
         {"moving_points": "400+", "drags": 2, "part_iou": pytest.approx(0.9)}]  # the empty 200-399 bin left out
+
+
+def test_a_val_split_is_generated_apart_and_leaves_the_other_splits_as_they_were():
+    from robocl.drag.datagen import DatagenConfig, object_plan
+
+    without = object_plan(DatagenConfig(objects=6, heldout_objects=2, seed=4))
+    plan = object_plan(DatagenConfig(objects=6, heldout_objects=2, val_objects=3, seed=4))
+    assert plan[:len(without)] == without  # train and test objects unchanged (their seed streams come first)
+    val = [o for o in plan if o["split"] == "val"]
+    assert len(val) == 3 and {o["category"] for o in val} <= {"cabinet", "drawer_unit"}
+    assert not {o["seed"] for o in val} & {o["seed"] for o in without}

@@ -132,7 +132,7 @@ def test_drag_continual_experiment_end_to_end(tmp_path):
 
     cfg, _ = compose(["experiment=drag_continual", "runtime.progress=false", "runtime.threads=1",
                       f"runtime.cache_dir={tmp_path / 'cache'}", "drag.objects=2", "drag.heldout_objects=1",
-                      "drag.states=1", "drag.drags=4", "drag.points=512", "drag.stage1_epochs=1",
+                      "drag.val_objects=0", "drag.states=1", "drag.drags=4", "drag.points=512", "drag.stage1_epochs=1",
                       "drag.stage2_epochs=1", "drag.continual.task_objects=1", "drag.continual.epochs=1",
                       "drag.continual.fisher_samples=2", "drag.continual.coreset_drags=2"])
     out = run(cfg, tmp_path / "run")

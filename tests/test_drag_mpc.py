@@ -83,8 +83,8 @@ def test_cabinet_drag_experiment_small(tmp_path):
     cfg = OmegaConf.load("configs/experiment/cabinet_drag.yaml")
     cfg = OmegaConf.merge(cfg, {
         "runtime": {"threads": 1, "cache_dir": str(tmp_path / "cache")},
-        "drag": {"objects": 4, "heldout_objects": 2, "states": 1, "drags": 4, "points": 1024, "stage1_epochs": 1,
-                 "stage2_epochs": 1, "timing_repeats": 5,
+        "drag": {"objects": 4, "heldout_objects": 2, "val_objects": 0, "states": 1, "drags": 4, "points": 1024,
+                 "stage1_epochs": 1, "stage2_epochs": 1, "timing_repeats": 5,
                  "mpc": {"episodes": 2, "max_steps": 2, "population": 12, "iterations": 2, "renders": 1}}})
     out = run(cfg, tmp_path / "run")
     summary = out["summary"]

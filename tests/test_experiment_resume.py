@@ -13,8 +13,8 @@ from conftest import cli, sigkill_when
 from robocl.cli.run import main as run_main
 
 TINY_DRAG = ["experiment=cabinet_drag", "methods=[drag_ms,nearest_part]", "runtime.progress=false",
-             "runtime.threads=1", "drag.objects=3", "drag.heldout_objects=1", "drag.states=1", "drag.drags=4",
-             "drag.points=512", "drag.stage1_epochs=3", "drag.stage2_epochs=3", "drag.compile=false",
+             "runtime.threads=1", "drag.objects=3", "drag.heldout_objects=1", "drag.val_objects=1", "drag.states=1",
+             "drag.drags=4", "drag.points=512", "drag.stage1_epochs=3", "drag.stage2_epochs=3", "drag.compile=false",
              "drag.timing_repeats=3", "drag.mpc.episodes=1", "drag.mpc.population=8", "drag.mpc.iterations=1",
              "drag.mpc.renders=0"]
 NOT_COMPARED = ("_ms", "wall", "seconds")
@@ -47,7 +47,7 @@ def test_cabinet_drag_killed_mid_training_resumes_to_the_uninterrupted_rows(tmp_
     assert rows(killed) == rows(tmp_path / "whole")
     assert {r["method"] for r in rows(killed)} == {"drag_ms", "nearest_part"}
     by_size = json.loads((killed / "results.json").read_text())["iou_by_size"]["drag_ms"]
-    assert set(by_size) == {"instance", "category"}
+    assert set(by_size) == {"instance", "category", "val"}  # val: the split settings are chosen on
     assert "## drag_ms, instance" in (killed / "iou_by_size.md").read_text()
 
 

@@ -50,7 +50,7 @@ from robocl.utils.args import OneLineParser, positive_int
 from robocl.utils.io import atomic_write, atomic_write_json
 
 FORMAT = "robocl.drag/1"
-SPLITS = ("train", "test_instance", "test_category")
+SPLITS = ("train", "test_instance", "test_category", "val")  # val: training categories, generated apart
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class DatagenConfig:
 
     objects: int = 60  # training objects; held-out splits get `heldout_objects` each
     heldout_objects: int = 12
+    val_objects: int = 0  # objects of the training categories for choosing settings (never trained on or tested)
     states: int = 3  # joint states (clouds) per object
     drags: int = 8  # drags per cloud
     points: int = 2048
@@ -76,7 +77,9 @@ def object_plan(cfg: DatagenConfig) -> list[dict[str, Any]]:
     """(split, category, seed) of every object; seeds never collide across splits."""
     plan = []
     ss = np.random.SeedSequence(cfg.seed)
-    counts = {"train": cfg.objects, "test_instance": cfg.heldout_objects, "test_category": cfg.heldout_objects}
+    # one seed stream per split (SeedSequence children by position): adding `val` last leaves the others' objects
+    counts = {"train": cfg.objects, "test_instance": cfg.heldout_objects, "test_category": cfg.heldout_objects,
+              "val": cfg.val_objects}
     for split, child in zip(SPLITS, ss.spawn(len(SPLITS))):
         cats = cfg.heldout_categories if split == "test_category" else cfg.train_categories
         seeds = child.generate_state(max(counts[split], 1))
@@ -238,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--objects", type=positive_int, default=60, help="training objects")
     p.add_argument("--heldout-objects", type=positive_int, default=None,
                    help="objects per held-out split (default objects/5)")
+    p.add_argument("--val-objects", type=int, default=0, help="objects of the training categories for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--states", type=positive_int, default=3, help="joint states (clouds) per object")
     p.add_argument("--drags", type=positive_int, default=8, help="drags per cloud")
@@ -246,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sampling", choices=["fps", "random"], default="fps")
     a = p.parse_args(argv)
     held = a.heldout_objects if a.heldout_objects is not None else max(2, a.objects // 5)
-    cfg = DatagenConfig(objects=a.objects, heldout_objects=held, states=a.states, drags=a.drags, points=a.points,
+    cfg = DatagenConfig(objects=a.objects, heldout_objects=held, val_objects=max(0, a.val_objects), states=a.states,
+                        drags=a.drags, points=a.points,
                         cameras=a.cameras, sampling=a.sampling, seed=a.seed)
     index = generate(a.out, cfg)
     for split, info in index["splits"].items():

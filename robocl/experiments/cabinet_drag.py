@@ -51,7 +51,7 @@ RESUME = "checkpoints"
 LEARNED = {"drag_ms": True, "drag_global": False}  # method -> multiscale
 METHODS = (*LEARNED, "nearest_part", "rigid")
 MPC_METHODS = (*LEARNED, "nearest_part")
-SPLIT_TASK = {"test_instance": "instance", "test_category": "category"}
+SPLIT_TASK = {"test_instance": "instance", "test_category": "category", "val": "val"}  # val: choose settings on it
 CACHE_VERSION = 1
 NOT_METRICS = ("method", "seed", "task", "drags", "threads", "points", "episodes")
 
@@ -87,6 +87,7 @@ def validate(cfg: DictConfig, accepted: tuple[str, ...] = METHODS) -> Spec:
     data = DatagenConfig(
         objects=_num(cfg, "drag.objects", lo=1, integer=True),
         heldout_objects=_num(cfg, "drag.heldout_objects", lo=1, integer=True),
+        val_objects=_num(cfg, "drag.val_objects", lo=0, integer=True),
         states=_num(cfg, "drag.states", lo=1, integer=True), drags=_num(cfg, "drag.drags", lo=1, integer=True),
         points=points, cameras=_num(cfg, "drag.cameras", lo=3, hi=6, integer=True),
         seed=_num(cfg, "drag.data_seed", lo=0, integer=True))
@@ -136,7 +137,7 @@ def dataset(spec: Spec, cache: Path, progress: Any) -> Path:
     if (root / "index.json").exists():
         progress.log(f"drag dataset from cache {root}")
         return root
-    total = spec.data.objects + 2 * spec.data.heldout_objects
+    total = spec.data.objects + 2 * spec.data.heldout_objects + spec.data.val_objects
     task = progress.add_task("drag dataset", total=total, status="")
     generate(root, spec.data, progress=lambda done, n: progress.update(task, completed=done), show_bar=False)
     return root
@@ -342,7 +343,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
     ws = workspace(cfg, spec, run_dir, progress)
     run_dir, cache, root, index, data_key, t_start = ws.run_dir, ws.cache, ws.root, ws.index, ws.data_key, ws.t_start
     train = load_split(root, "train")
-    tests = {s: load_split(root, s) for s in SPLIT_TASK}
+    tests = {s: load_split(root, s) for s in SPLIT_TASK if index["splits"].get(s, {}).get("drags", 0)}
     if spec.eval_drags:
         tests = {s: d.subset(spec.eval_drags) for s, d in tests.items()}
     runs: list[dict[str, Any]] = []

@@ -80,7 +80,7 @@ def run(cfg: DictConfig, run_dir: Path, progress: Any = None, sink: ResultSink |
     ws = workspace(cfg, spec, run_dir, progress)
     run_dir, cache, root0, index0, data_key = ws.run_dir, ws.cache, ws.root, ws.index, ws.data_key
     new_cats = spec.data.heldout_categories
-    spec1 = replace(spec, data=replace(spec.data, objects=cl["task_objects"], heldout_objects=1,
+    spec1 = replace(spec, data=replace(spec.data, objects=cl["task_objects"], heldout_objects=1, val_objects=0,
                                        train_categories=new_cats, seed=spec.data.seed + 1))
     root1 = dataset(spec1, cache, progress)
     index1 = load_index(root1)
