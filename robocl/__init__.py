@@ -23,6 +23,7 @@ _API = {
     "Controller": "robocl.control",
     "MPPI": "robocl.planning.mppi",
     "CEM": "robocl.planning.cem",
+    "BatchedMPPI": "robocl.planning.batched",
     "WaypointCost": "robocl.planning.costs",
     "DynamicsModel": "robocl.dynamics.base",
     "Transitions": "robocl.dynamics.base",
