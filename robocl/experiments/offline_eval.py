@@ -147,6 +147,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink, mapping, episodes: list,
     if settings.max_transitions:
         expected = [min(n, settings.max_transitions) for n in expected]
     plan = units(episodes, methods, expected)
+    method_of = {u.key: methods[u.params["method"]][0] for u in plan}
     by_episode: dict[int, list[Unit]] = {}
     for u in plan:
         by_episode.setdefault(u.params["episode"], []).append(u)
@@ -162,7 +163,7 @@ def run(cfg: DictConfig, run_dir: Path, progress, sink, mapping, episodes: list,
             record = episode_record(episodes[e], infos[e], list(details.values()), seconds)
             records.append(record)
             curves.append({"name": record["name"], "changes": record["changes"],
-                           "curves": {k.split("|", 1)[1]: d["curves"] for k, d in details.items()}})
+                           "curves": {method_of[k]: d["curves"] for k, d in details.items()}})
             for d in details.values():
                 for note in d["notes"]:
                     if note not in sink.notes:
