@@ -42,7 +42,7 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
                               reset_particles=model.reset_particles)
     # the refiner's regime context and switch test are against the nominal model it was trained with: a
     # frozen copy of it when a learner plans (the learner then learns the refined robot: Controller.learn_planned)
-    nominal = copy.deepcopy(base_model).eval() if method.online else model
+    nominal = copy.deepcopy(base_model).eval() if method.online and method.refine else model
     refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=nominal, seed=seed,
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())

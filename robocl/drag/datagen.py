@@ -46,7 +46,7 @@ from robocl_envs.articulated import MAX_PARTS, CabinetEnv, drag_to_delta, sample
 from robocl_envs.pointcloud import part_motion
 from tqdm import tqdm
 
-from robocl.utils.args import OneLineParser, positive_int
+from robocl.utils.args import OneLineParser, non_negative_int, positive_int
 from robocl.utils.io import atomic_write, atomic_write_json
 
 FORMAT = "robocl.drag/1"
@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--objects", type=positive_int, default=60, help="training objects")
     p.add_argument("--heldout-objects", type=positive_int, default=None,
                    help="objects per held-out split (default objects/5)")
-    p.add_argument("--val-objects", type=int, default=0, help="objects of the training categories for validation")
+    p.add_argument("--val-objects", type=non_negative_int, default=0,
+                   help="objects of the training categories for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--states", type=positive_int, default=3, help="joint states (clouds) per object")
     p.add_argument("--drags", type=positive_int, default=8, help="drags per cloud")
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sampling", choices=["fps", "random"], default="fps")
     a = p.parse_args(argv)
     held = a.heldout_objects if a.heldout_objects is not None else max(2, a.objects // 5)
-    cfg = DatagenConfig(objects=a.objects, heldout_objects=held, val_objects=max(0, a.val_objects), states=a.states,
+    cfg = DatagenConfig(objects=a.objects, heldout_objects=held, val_objects=a.val_objects, states=a.states,
                         drags=a.drags, points=a.points,
                         cameras=a.cameras, sampling=a.sampling, seed=a.seed)
     index = generate(a.out, cfg)

@@ -43,6 +43,15 @@ def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(fa) | set(fb) if fa.get(k, "<unset>") != fb.get(k, "<unset>"))
 
 
+def refuse_other_config(stored: dict[str, Any], config: dict[str, Any]) -> None:
+    """One line naming the first keys where a run's stored config and this one differ (resume refuses)."""
+    differ = config_differences(stored, config)
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" (+{len(differ) - 5} more)" if len(differ) > 5 else "")
+        raise UsageError(f"resume=true: the config differs from the run's in {shown}; only runtime.* may "
+                         "change when resuming")
+
+
 def log_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_") + ".log"
 
@@ -67,11 +76,7 @@ class UnitLedger:
             stored, units = doc["config"], doc["units"]
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"resume=true: {self.path} is damaged ({exc}); start a new run directory") from None
-        differ = config_differences(stored, self.config)
-        if differ:
-            shown = ", ".join(differ[:5]) + (f" (+{len(differ) - 5} more)" if len(differ) > 5 else "")
-            raise UsageError(f"resume=true: the config differs from the run's in {shown}; only runtime.* may "
-                             "change when resuming")
+        refuse_other_config(stored, self.config)
         self.units = {k: v for k, v in units.items() if v.get("status") == "done"}
 
     def pending(self, units: list[Unit]) -> list[Unit]:
@@ -134,8 +139,4 @@ def check_rerun(run_dir: Path, config: dict[str, Any], experiment: str) -> None:
                          "hydra.run.dir=<the run directory to resume> (or resume=<that directory>)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"resume=true: {path} is damaged ({exc}); start a new run directory") from None
-    differ = config_differences(comparable_config(stored), comparable_config(config))
-    if differ:
-        shown = ", ".join(differ[:5]) + (f" (+{len(differ) - 5} more)" if len(differ) > 5 else "")
-        raise UsageError(f"resume=true: the config differs from the run's in {shown}; only runtime.* may "
-                         "change when resuming")
+    refuse_other_config(comparable_config(stored), comparable_config(config))
