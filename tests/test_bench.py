@@ -35,7 +35,7 @@ def test_planner_bench_side_by_side(tmp_path):
     doc = json.loads((run_dir / "results.json").read_text())
     validate_results(doc)
     assert doc["command"] == "bench"
-    assert set(doc["summary"]) == FOUR, doc.get("notes")
+    assert set(doc["summary"]) == FOUR | {"robocl_mppi_bf16"}, doc.get("notes")
     for name in FOUR:
         entry = doc["summary"][name]
         assert 0 < entry["plan_ms_median"] <= entry["plan_ms_p95"]
@@ -45,6 +45,9 @@ def test_planner_bench_side_by_side(tmp_path):
         assert 0 < row["plan_ms_median"] <= row["plan_ms_p95"]
     ours = doc["summary"]["robocl_mppi"]
     assert 0 < ours["frac_fp32_peak"] <= 1 and ours["gflops"] > 0
+    bf16 = doc["summary"]["robocl_mppi_bf16"]  # the same plan (same FLOPs) with bf16 matmuls
+    assert bf16["flops_per_plan"] == ours["flops_per_plan"] and 0 < bf16["frac_bf16_peak"] <= 1
+    assert doc["peers"]["robocl_mppi_bf16"]["planner"].endswith("planner.precision=bf16")
     # 200 particles x 5 steps through 5 members of 3x200 SiLU layers (5 inputs, 6 target means)
     assert ours["flops_per_plan"] == 2 * 5 * 200 * (5 * 200 + 2 * 200 * 200 + 200 * 6)
     roofline = doc["roofline"]
@@ -102,7 +105,8 @@ def test_a_missing_peer_is_a_note_not_a_crash(monkeypatch, missing):
     cfg, _ = compose([*QUICK, "bench.repeats=3", "bench.warmup=1", "planner.population=50"], "bench")
     out = bench_planner.run(cfg, NullProgress())
     names = {row["method"] for row in out["runs"]}
-    expected = {"robocl_mppi"} | ({"pytorch_mppi_robocl_model"} if "pytorch_mppi" not in missing else set())
+    expected = {"robocl_mppi", "robocl_mppi_bf16"} | ({"pytorch_mppi_robocl_model"} if "pytorch_mppi" not in missing
+                                                        else set())
     assert names == expected
     notes = " ".join(out["notes"])
     assert "mbrl_mppi" in notes and "pip install --no-deps mbrl==0.2.0" in notes

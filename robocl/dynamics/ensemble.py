@@ -66,12 +66,36 @@ class GaussianEnsemble(DynamicsModel):
         return mean, logvar
 
     @torch.no_grad()
-    def member_means(self, x: Tensor) -> Tensor:
-        """Planning hot path: means only (no log-variance head), in-place activations."""
+    def member_means(self, x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """Planning hot path: means only (no log-variance head), in-place activations.
+
+        `dtype=torch.bfloat16` runs the matmuls on bf16 copies of the weights (cast again only after the
+        weights change, e.g. by online learning) and returns float32: a CPU with bf16 matmul units does
+        them 2-3x faster, at ~3 significant digits per layer (planning needs the ranking of samples, not
+        their exact cost; `robocl-bench suite=planner planner.precision=bf16` measures both)."""
+        if dtype is not None and dtype != x.dtype:
+            weights = self._weights_in(dtype)
+            x = x.to(dtype)
+            for w, b in weights[:-1]:
+                x = F.silu(torch.bmm(x, w).add_(b), inplace=True)
+            w, b = weights[-1]
+            return torch.bmm(x, w).add_(b).float()
         for layer in self.hidden:
             x = F.silu(layer(x), inplace=True)
         t = self.codec.target_dim
         return torch.bmm(x, self.head.weight[..., :t]).add_(self.head.bias[..., :t])
+
+    def _weights_in(self, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
+        """(weight, bias) per layer in `dtype`, the head's mean columns only; cast once per weight update."""
+        t = self.codec.target_dim
+        layers = [(layer.weight, layer.bias) for layer in self.hidden] + [(self.head.weight[..., :t],
+                                                                          self.head.bias[..., :t])]
+        key = (dtype, tuple(p._version for layer in (*self.hidden, self.head) for p in (layer.weight, layer.bias)))
+        cached = getattr(self, "_cast_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, [(w.detach().to(dtype), b.detach().to(dtype)) for w, b in layers])
+            self._cast_cache = cached
+        return cached[1]
 
     def predict_targets(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Every member on the same inputs: (B, in) -> (E, B, target)."""
@@ -92,8 +116,9 @@ class GaussianEnsemble(DynamicsModel):
         bound_reg = 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
         return nll + bound_reg
 
-    def step(self, states: Tensor, actions: Tensor) -> Tensor:
-        """Trajectory sampling (TS-inf, mean of each member): particle i follows member i mod E."""
+    def step(self, states: Tensor, actions: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """Trajectory sampling (TS-inf, mean of each member): particle i follows member i mod E.
+        `dtype`: the matmuls' precision (`member_means`); states stay float32."""
         n = states.shape[0]
         e = self.ensemble_size
         per = -(-n // e)
@@ -102,7 +127,7 @@ class GaussianEnsemble(DynamicsModel):
         if pad:
             inputs = torch.cat([inputs, inputs[:pad]], dim=0)
         # Chunk layout: member m handles particles m*per .. (m+1)*per-1.
-        mean = self.member_means(inputs.view(e, per, -1)).reshape(e * per, -1)[:n]
+        mean = self.member_means(inputs.view(e, per, -1), dtype).reshape(e * per, -1)[:n]
         return self.codec.integrate(states, self.target_norm.denormalize(mean))
 
 

@@ -9,6 +9,8 @@ Candidates (results.json `summary` names):
   `OneDTransitionRewardModel` and `ModelEnv`: the PETS stack as mbrl-lib's examples assemble it.
 - `pytorch_mppi_mbrl_model`: pytorch_mppi's `MPPI` rolling out that same mbrl-lib model.
 - `pytorch_mppi_robocl_model`: pytorch_mppi's `MPPI` rolling out robocl's ensemble (isolates the planner).
+- `robocl_mppi_bf16`: ours with `planner.precision=bf16` (the same plan, bf16 matmuls; its row's
+  `frac_bf16_peak` is against the bf16 peak); left out when `planner.precision` is already bf16.
 A peer that does not import is left out with a note saying how to install it.
 """
 
@@ -41,6 +43,7 @@ OURS = "robocl_mppi"
 MBRL = "mbrl_mppi"
 PMPPI_MBRL = "pytorch_mppi_mbrl_model"
 PMPPI_OURS = "pytorch_mppi_robocl_model"
+OURS_BF16 = "robocl_mppi_bf16"  # robocl's planner with planner.precision=bf16, beside the fp32 one
 CANDIDATES = (OURS, MBRL, PMPPI_MBRL, PMPPI_OURS)
 GOAL = (3.0, 1.0)
 
@@ -249,6 +252,16 @@ def run(cfg: DictConfig, progress) -> dict[str, Any]:
     except ValueError as exc:
         shapes = None
         notes.append(f"roofline: {exc}")
+    if str(OmegaConf.select(cfg.planner, "precision", default="fp32")) == "fp32":
+        try:
+            node = OmegaConf.create({**OmegaConf.to_container(cfg.planner, resolve=True), "precision": "bf16"})
+            ours_bf16 = build_mppi(node, model.step, cost, cfg.robot, seed=0)
+            candidates[OURS_BF16] = lambda: ours_bf16.plan(state)
+            peers[OURS_BF16] = peers[OURS] | {"planner": "robocl.planning.MPPI, planner.precision=bf16"}
+            if OURS in flops:
+                flops[OURS_BF16] = flops[OURS]
+        except UsageError as exc:
+            notes.append(f"{OURS_BF16} left out: {exc}")
 
     mbrl_failure = _import_failure("mbrl.models", "mbrl.planning")
     pmppi_failure = _import_failure("pytorch_mppi")
@@ -353,8 +366,9 @@ def _lines(runs: list[dict], roofline: dict) -> list[str]:
              f"fp32 {roofline['fp32_peak_gflops']:.1f} GFLOP/s, bf16 {roofline['bf16_peak_gflops']:.1f} GFLOP/s"]
     for row in runs:
         if "gflops" in row:
+            peak = "bf16" if row["method"] == OURS_BF16 else "fp32"
             lines.append(f"{row['method']}: {row['flops_per_plan'] / 1e9:.3f} GFLOP/plan, {row['gflops']:.1f} GFLOP/s, "
-                         f"{row['frac_fp32_peak']:.2f} of fp32 peak")
+                         f"{row[f'frac_{peak}_peak']:.2f} of {peak} peak")
     for point in roofline.get("sweep", []):
         lines.append(f"sweep P={point['population']} H={point['horizon']}: {point['plan_ms_median']:.2f} ms, "
                      f"{point['gflops']:.1f} GFLOP/s, {point['frac_fp32_peak']:.2f} of fp32 peak")
