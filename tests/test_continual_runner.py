@@ -122,3 +122,18 @@ def test_cl_strategies_fan_out_on_ray_and_resume_with_their_matrices(tmp_path, c
     assert "resume: 1 of 2 units already finished" in capsys.readouterr().err
     assert _without_timing(json.loads((on_ray / "results.json").read_text())) == _without_timing(reference)
     assert "| finetune |" in (on_ray / "continual.md").read_text()
+
+
+def test_acceptance_lines_compare_the_issue_ratios_worked_out_by_hand():
+    from robocl.experiments.continual_sequence import acceptance_lines
+
+    summary = {"finetune": {"avg_acc": 0.50, "forgetting": 0.40, "dyn_forgetting": 1.0},
+               "ewc": {"avg_acc": 0.60, "forgetting": 0.20}, "si": {"avg_acc": 0.55}, "l2": {"avg_acc": 0.70},
+               "coreset": {"avg_acc": 0.72, "forgetting": 0.09}, "multitask": {"avg_acc": 0.75},
+               "multitask_noid": {"avg_acc": 0.30}, "hypercrl": {"avg_acc": 0.78, "dyn_forgetting": 0.1}}
+    text = "\n".join(acceptance_lines(summary, None))
+    # multitask 0.75 - hypercrl 0.78 = -0.03 < -0.02; coreset 0.72 >= l2 0.70; 0.09 / 0.40 = 0.225 > 0.2
+    assert "multitask avg_acc - best continual strategy's (hypercrl) = -0.030 (>= -0.02): FAIL" in text
+    assert "coreset avg_acc 0.720 vs best of ewc/si/l2 (l2) 0.700 (>=): PASS" in text
+    assert "coreset forgetting / finetune forgetting = 0.225 (<= 0.2): FAIL" in text
+    assert "hypercrl forgetting / finetune forgetting = 0.100 (<= 0.2): PASS" in text

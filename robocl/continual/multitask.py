@@ -18,7 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robocl.continual.trainable import TrainableStrategy, common_kwargs, normalizers_fitted
+from robocl.continual.trainable import (
+    TrainableStrategy,
+    common_kwargs,
+    normalizers_fitted,
+    on_task_embedding,
+    takes_task_id,
+)
 from robocl.dynamics.base import DynamicsModel, Transitions
 
 
@@ -30,7 +36,7 @@ class Multitask(TrainableStrategy):
         self.seen: list[Transitions] = []
         self.seen_tasks: list[int] = []  # the task id of each entry of `seen`
         self._everything: Transitions | None = None
-        self.with_task_id = hasattr(model, "multitask_loss") and hasattr(model, "set_task")
+        self.with_task_id = takes_task_id(model)
         self.name = "multitask" if self.with_task_id else "multitask_noid"
 
     def begin_task(self, task_id: int) -> None:
@@ -66,21 +72,14 @@ class Multitask(TrainableStrategy):
         self.seen_tasks.append(self.task_id)
         self._everything = Transitions.concat(self.seen)
 
-    def select_for_eval(self, task_id: int, data: Transitions | None = None) -> None:
-        """With task ids: task j's embedding (a task not learned yet: the latest learned one)."""
-        if self.with_task_id:
-            self.model.set_task(task_id if task_id in self.seen_tasks or task_id == self.task_id
-                                else (self.seen_tasks[-1] if self.seen_tasks else self.model.current_task))
-
     @contextmanager
     def evaluating(self, task_id: int, data: Transitions | None = None) -> Iterator[None]:
-        saved = getattr(self.model, "current_task", None)
-        self.select_for_eval(task_id, data)
-        try:
+        """With task ids: task j's embedding (a task not learned yet: the latest learned one)."""
+        if not self.with_task_id:
             yield
-        finally:
-            if self.with_task_id and saved is not None:
-                self.model.set_task(saved)
+            return
+        with on_task_embedding(self.model, task_id, self.seen_tasks):
+            yield
 
     def replay(self, batch: Transitions) -> Transitions:
         """Online: mix recent transitions with an equal number drawn from everything seen."""

@@ -187,6 +187,24 @@ class TrainableStrategy(ContinualStrategy):
         self.learned_tasks = list(state.get("learned_tasks", []))
 
 
+def takes_task_id(model: DynamicsModel) -> bool:
+    """A task-conditioned model (the hypernetwork: one embedding per task) that joint training over tasks can
+    give each transition's task id (`multitask_loss`) and point at a task (`set_task`)."""
+    return hasattr(model, "multitask_loss") and hasattr(model, "set_task")
+
+
+@contextmanager
+def on_task_embedding(model: DynamicsModel, task_id: int, known: list[int]) -> Iterator[None]:
+    """Evaluate task `task_id` on its embedding (a task not learned yet: the latest of `known`), then point the
+    model back at the task being learned."""
+    saved = model.current_task
+    model.set_task(task_id if task_id in known or task_id == saved else (known[-1] if known else saved))
+    try:
+        yield
+    finally:
+        model.set_task(saved)
+
+
 def snapshot(params: list[torch.nn.Parameter]) -> list[Tensor]:
     return [p.detach().clone() for p in params]
 

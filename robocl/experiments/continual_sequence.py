@@ -398,6 +398,21 @@ def acceptance_lines(summary: dict[str, dict[str, float]], timing: dict[str, flo
     if h.get("plan_success_old") is not None and cs.get("plan_success_old") is not None:
         d = 100 * (h["plan_success_old"] - cs["plan_success_old"])
         line(f"planner success on earlier tasks, hypercrl - coreset = {d:+.1f} points (>= -5)", d >= -5)
+    continual = {k: v["avg_acc"] for k, v in summary.items()
+                 if k not in ("multitask", "multitask_noid") and v.get("avg_acc") is not None}
+    if mt.get("avg_acc") is not None and continual:
+        best = max(continual, key=continual.get)
+        d = mt["avg_acc"] - continual[best]
+        line(f"multitask avg_acc - best continual strategy's ({best}) = {d:+.3f} (>= -0.02)", d >= -0.02)
+    regularizers = {k: summary[k]["avg_acc"] for k in ("ewc", "si", "l2") if summary.get(k, {}).get("avg_acc")
+                    is not None}
+    if cs.get("avg_acc") is not None and regularizers:
+        best = max(regularizers, key=regularizers.get)
+        line(f"coreset avg_acc {cs['avg_acc']:.3f} vs best of ewc/si/l2 ({best}) {regularizers[best]:.3f} (>=)",
+             cs["avg_acc"] >= regularizers[best])
+    if cs.get("forgetting") is not None and f.get("forgetting"):
+        r = cs["forgetting"] / f["forgetting"]
+        line(f"coreset forgetting / finetune forgetting = {r:.3f} (<= 0.2)", r <= 0.2)
     if h.get("memory_growth_per_task") is not None:
         g = h["memory_growth_per_task"]
         line(f"hypercrl memory growth per task = {g:.0f} floats (one embedding = {embedding_dim})",
