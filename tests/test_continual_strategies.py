@@ -18,9 +18,11 @@ from robocl.continual.detect import RegimeDetector, normalized_errors
 from robocl.continual.ewc import EWC, diagonal_fisher
 from robocl.continual.finetune import Finetune
 from robocl.continual.hypercrl import HyperCRL
+from robocl.continual.kfpf import KFPF
 from robocl.continual.l2 import L2
 from robocl.continual.multitask import Multitask
 from robocl.continual.si import SI
+from robocl.continual.single import Single
 from robocl.continual.trainable import TrainableStrategy, TrainConfig
 from robocl.dynamics.base import Transitions
 from robocl.dynamics.hypernet import HyperNetwork
@@ -67,6 +69,8 @@ STRATEGIES = {
     "multitask": lambda: Multitask(hnet(), train=TRAIN),
     "multitask_noid": lambda: Multitask(mlp(), train=TRAIN),
     "hypercrl": lambda: HyperCRL(hnet(), beta=0.01, train=TRAIN),
+    "single": lambda: Single(mlp(), train=TRAIN),
+    "kfpf": lambda: KFPF(mlp(), size=64, every=10, train=TRAIN),
 }
 
 
@@ -111,6 +115,33 @@ def test_finetune_forgets_the_first_task(results):
 @pytest.mark.parametrize("name", ["hypercrl", "ewc", "l2"])
 def test_regularized_strategies_forget_less_than_finetune(results, name):
     assert results[name]["forgetting"] < 0.5 * results["finetune"]["forgetting"], (name, results[name])
+
+
+def test_one_model_per_task_forgets_nothing_and_kfpf_forgets_less_than_finetune(results):
+    """single keeps each task's own model (zero forgetting by construction, up to the evaluation's noise);
+    kfpf's periodic fine-tuning of the parameters that drifted most, on a 64-transition buffer, recovers part
+    of what fine-tuning loses."""
+    assert abs(results["single"]["forgetting"]) < 1e-6, results["single"]
+    assert results["kfpf"]["forgetting"] < 0.5 * results["finetune"]["forgetting"], results["kfpf"]
+
+
+def test_kfpf_ranks_the_parameters_by_their_drift_and_fine_tunes_only_those():
+    s = STRATEGIES["kfpf"]()
+    s.train_cfg = TrainConfig(epochs=2, batch_size=64)
+    s.model.fit_normalizers(TRAIN_DATA[0])
+    s.begin_task(0)
+    s.learn_task(TRAIN_DATA[0])
+    s.end_task()
+    # three layers (weights.0/1, weights.2/3, weights.4/5), ranked by their weight's relative drift
+    assert s.layers == {"weights.0": ["weights.0", "weights.1"], "weights.2": ["weights.2", "weights.3"],
+                        "weights.4": ["weights.4", "weights.5"]}
+    assert s.sensitive == sorted(s.drift, key=s.drift.get, reverse=True)[:s.n_sensitive]
+    s.begin_task(1)
+    before = {n: p.detach().clone() for n, p in s.model.named_parameters()}
+    s._task_data = TRAIN_DATA[1]
+    s._fine_tune_sensitive()  # one FPF phase alone: only the sensitive layers move
+    moved = {n for n, p in s.model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {n for layer in s.sensitive for n in s.layers[layer]} and s.fpf_phases == 1
 
 
 def test_replay_and_joint_training_forget_less_than_finetune(results):
@@ -163,7 +194,7 @@ def test_hypercrl_checkpoint_round_trip():
 
 
 def test_strategy_checkpoints_restore_their_penalties():
-    for name in ("ewc", "si", "l2", "coreset", "coreset_noid", "multitask_noid"):
+    for name in ("ewc", "si", "l2", "coreset", "coreset_noid", "multitask_noid", "kfpf"):
         s = STRATEGIES[name]()
         s.train_cfg = TrainConfig(epochs=1, batch_size=64)
         s.model.fit_normalizers(TRAIN_DATA[0])
@@ -259,7 +290,8 @@ def test_config_factories_build_every_strategy(tmp_path):
     from importlib import resources
 
     root = resources.files("robocl_configs").joinpath("continual")
-    for name in ("finetune", "ewc", "si", "l2", "coreset", "coreset_noid", "multitask", "multitask_noid", "hypercrl"):
+    for name in ("finetune", "ewc", "si", "l2", "coreset", "coreset_noid", "multitask", "multitask_noid", "hypercrl",
+                 "single", "kfpf"):
         node = OmegaConf.load(str(root.joinpath(f"{name}.yaml")))
         model = hnet() if node.model == "hypernet" else mlp()
         strategy = build(node, "continual", model=model, seed=0)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from robocl.continual.trainable import TrainableStrategy, common_kwargs, on_task_embedding, takes_task_id
+from robocl.continual.trainable import TrainableStrategy, common_kwargs, keep_share, on_task_embedding, takes_task_id
 from robocl.dynamics.base import DynamicsModel, Transitions
 
 
@@ -64,11 +64,7 @@ class Coreset(TrainableStrategy):
         return self.model.multitask_loss(batch, ids) + self.penalty()
 
     def consolidate(self, data: Transitions) -> None:
-        tasks = sorted(set(self.per_task) | {self.task_id})
-        quota = max(1, self.size // len(tasks))
-        pick = torch.randperm(len(data), generator=self.generator)[:quota]
-        self.per_task[self.task_id] = data[pick]
-        self.per_task = {t: d[:quota] for t, d in self.per_task.items()}
+        self.per_task = keep_share(self.per_task, self.task_id, data, self.size, self.generator)
         self._rebuild_memory()
 
     def _rebuild_memory(self) -> None:

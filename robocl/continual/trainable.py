@@ -187,6 +187,17 @@ class TrainableStrategy(ContinualStrategy):
         self.learned_tasks = list(state.get("learned_tasks", []))
 
 
+def keep_share(per_task: dict[int, Transitions], task_id: int, data: Transitions, size: int,
+               generator: torch.Generator) -> dict[int, Transitions]:
+    """A fixed-size replay memory split evenly over the tasks: task `task_id` keeps a random share of `data`,
+    and every older task gives up samples to make room (coreset, kfpf), so memory never grows."""
+    tasks = sorted(set(per_task) | {task_id})
+    quota = max(1, size // len(tasks))
+    pick = torch.randperm(len(data), generator=generator)[:quota]
+    per_task = {**per_task, task_id: data[pick]}
+    return {t: d[:quota] for t, d in per_task.items()}
+
+
 def takes_task_id(model: DynamicsModel) -> bool:
     """A task-conditioned model (the hypernetwork: one embedding per task) that joint training over tasks can
     give each transition's task id (`multitask_loss`) and point at a task (`set_task`)."""
