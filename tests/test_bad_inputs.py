@@ -66,7 +66,6 @@ CASES = [
     C("config", "run", "planner.population=1", "planner.population=1", "integer >= 2"),
     C("config", "run", "planner.temperature=0", "planner.temperature=0", "number > 0"),
     C("config", "run", "planner.precision=fp16", "planner.precision=fp16", "accepted fp32, bf16"),
-    C("config", "run", "planner.precision=bf16 dynamics=hypernet", "planner.precision=bf16", "dynamics=ensemble"),
     C("config", "run", "budget.max_steps=many", "budget.max_steps='many'", "integer >= 1"),
     C("config", "run", "budget.max_steps=0", "budget.max_steps=0", "integer >= 1"),
     C("config", "run", "seeds=[0,x]", "seeds=", "list of integers"),

@@ -73,6 +73,7 @@ def test_cl_ugv_writes_the_comparison(tmp_path, capsys):
     ("cl.tasks=[{name:a,params:{payload_kg:-3}}]", "cl.tasks: must be a list of at least 2"),
     ("cl.tasks=[{name:a,params:{}},{name:b,params:{payload_kg:-3}}]", "cl.tasks[1].params"),
     ("cl.target=boat", "cl.target='boat'"),
+    ("planner.precision=bf16", "planner.precision=bf16: needs dynamics=ensemble"),  # cl runs plan on a hypernetwork
 ])
 def test_bad_cl_configs_exit_2_with_one_line(tmp_path, capsys, override, message):
     code = run_in_process("experiment=cl_ugv", override, f"hydra.run.dir={tmp_path / 'r'}")
