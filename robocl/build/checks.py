@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from robocl.build.planners import PRECISIONS
+from robocl.build.planners import plan_dtype
 from robocl.errors import UsageError
 
 _MISSING = object()
@@ -105,9 +105,7 @@ def check_common(cfg: DictConfig) -> None:
     number(cfg, "planner.temperature", lo=0, lo_open=True)
     number(cfg, "planner.elite_fraction", lo=0, hi=1, lo_open=True)
     precision = str(OmegaConf.select(cfg, "planner.precision", default="fp32"))
-    if precision not in PRECISIONS:
-        raise UsageError(f"planner.precision={precision}: accepted {', '.join(PRECISIONS)}")
-    if PRECISIONS[precision] is not None and OmegaConf.select(cfg, "dynamics.kind") != "ensemble":
+    if plan_dtype(precision) is not None and OmegaConf.select(cfg, "dynamics.kind") != "ensemble":
         raise UsageError(f"planner.precision={precision}: needs dynamics=ensemble (dynamics="
                          f"{OmegaConf.select(cfg, 'dynamics.kind')} plans in fp32 only)")
     action_dim = len(get(cfg, "robot.action_low"))

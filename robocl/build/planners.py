@@ -19,13 +19,19 @@ from robocl.planning.mppi import MPPI
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
+def plan_dtype(precision: str) -> torch.dtype | None:
+    """The matmul dtype of a `planner.precision` value (None: fp32, the model's own); another value is one
+    UsageError line."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"planner.precision={precision}: accepted {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
 def planning_dynamics(node: DictConfig, dynamics: DynamicsFn) -> DynamicsFn:
     """The model step the planner rolls out, in `planner.precision` (fp32, or bf16 matmuls for a model
     whose step takes a `dtype`: the ensemble). A bad value is one UsageError line."""
     precision = str(OmegaConf.select(node, "precision", default="fp32"))
-    if precision not in PRECISIONS:
-        raise UsageError(f"planner.precision={precision}: accepted {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
+    dtype = plan_dtype(precision)
     if dtype is None:
         return dynamics
     if "dtype" not in inspect.signature(dynamics).parameters:

@@ -57,7 +57,8 @@ class KFPF(TrainableStrategy):
 
     def begin_task(self, task_id: int) -> None:
         super().begin_task(task_id)
-        self._start = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        named = dict(self.model.named_parameters())
+        self._start = {n: named[n].detach().clone() for n in self.layers}  # each layer's weight: its drift
 
     def consolidate(self, data: Transitions) -> None:
         """Keep the finished task's share of the buffer, and rank the parameters by their drift over it."""
@@ -89,8 +90,7 @@ class KFPF(TrainableStrategy):
                 if current is not None:
                     parts.append(current[torch.randint(len(current), (half,), generator=self.generator)])
                 loss = self.model.loss(Transitions.concat(parts))
-                opt.zero_grad(set_to_none=True)
-                grads = torch.autograd.grad(loss, params)
+                grads = torch.autograd.grad(loss, params)  # only these: the main optimizer's grads stay untouched
                 for p, g in zip(params, grads):
                     p.grad = g
                 opt.step()

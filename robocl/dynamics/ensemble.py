@@ -55,6 +55,7 @@ class GaussianEnsemble(DynamicsModel):
         # Learned soft bounds on the log-variance (Chua et al. 2018) keep the NLL well posed.
         self.max_logvar = nn.Parameter(torch.full((codec.target_dim,), max_logvar))
         self.min_logvar = nn.Parameter(torch.full((codec.target_dim,), min_logvar))
+        self._cast_cache: tuple | None = None  # (dtype and weight versions, the weights cast to it): bf16 planning
 
     def _forward_members(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x: (E, B, in) normalized -> mean, logvar each (E, B, target)."""
@@ -91,11 +92,9 @@ class GaussianEnsemble(DynamicsModel):
         layers = [(layer.weight, layer.bias) for layer in self.hidden] + [(self.head.weight[..., :t],
                                                                           self.head.bias[..., :t])]
         key = (dtype, tuple(p._version for layer in (*self.hidden, self.head) for p in (layer.weight, layer.bias)))
-        cached = getattr(self, "_cast_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, [(w.detach().to(dtype), b.detach().to(dtype)) for w, b in layers])
-            self._cast_cache = cached
-        return cached[1]
+        if self._cast_cache is None or self._cast_cache[0] != key:
+            self._cast_cache = (key, [(w.detach().to(dtype), b.detach().to(dtype)) for w, b in layers])
+        return self._cast_cache[1]
 
     def predict_targets(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Every member on the same inputs: (B, in) -> (E, B, target)."""
