@@ -245,3 +245,36 @@ def test_afm_online_learns_the_refined_robot_and_switches_against_the_frozen_nom
     assert not any(learned[:7]) and sum(learned) >= 20, learned
     assert not all(torch.equal(a, b) for a, b in zip(learner, both.model.parameters()))  # the learner learned
     assert all(torch.equal(a, b) for a, b in zip(nominal, both.refiner.model.parameters()))  # the nominal did not
+
+
+def test_afm_online_residual_refines_against_the_learner_which_learns_the_robot(small_setup):
+    """refiner.with_learner=residual: the refiner's context and switch test are against the learner's current
+    model, and the learner learns the executed action (the robot itself) from the first step."""
+    from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
+    from robocl.planning.costs import WaypointCost
+
+    cfg, model, net, _, _ = small_setup
+    cfg = OmegaConf.merge(cfg, {"planner": {"population": 64, "horizon": 5}, "refiner": {"with_learner": "residual"}})
+    cost = WaypointCost()
+    cost.set_goal(torch.tensor([2.0, 0.0]))
+    both = make_controller(cfg, parse_method("mppi_afm_online"), model, cost, seed=0, refiner_net=net)
+    assert not both.learn_planned and both.refiner.model is both.model
+    seen = []
+    learn = both.strategy.observe
+    both.strategy.observe = lambda t: (seen.append(t), learn(t))
+    env = gym.make("robocl/UGV-v0").unwrapped
+    env.set_gains((-1.0, 1.0))
+    obs, _ = env.reset(seed=0)
+    before = [p.clone() for p in both.model.parameters()]
+    refined = 0
+    for step in range(20):
+        action = both.act(obs)
+        refined += not torch.allclose(torch.as_tensor(action, dtype=torch.float32), both.last_planned, atol=1e-4)
+        nxt, *_ = env.step(action.astype("float32"))
+        both.observe(obs, action, nxt)
+        assert len(seen) == step + 1  # every step is learned, with the executed action
+        torch.testing.assert_close(seen[-1].actions[0], torch.as_tensor(action, dtype=torch.float32))
+        obs = nxt
+    assert refined > 0
+    assert not all(torch.equal(a, b) for a, b in zip(before, both.model.parameters()))

@@ -138,3 +138,22 @@ def test_acceptance_lines_compare_the_issue_ratios_worked_out_by_hand():
     assert "coreset avg_acc 0.720 vs best of ewc/si/l2 (l2) 0.700 (>=): PASS" in text
     assert "coreset forgetting / finetune forgetting = 0.225 (<= 0.2): FAIL" in text
     assert "hypercrl forgetting / finetune forgetting = 0.100 (<= 0.2): PASS" in text
+    # single keeps a model per task: a reference beside multitask, not a continual strategy it must match
+    summary["single"] = {"avg_acc": 0.90}
+    text = "\n".join(acceptance_lines(summary, None))
+    assert "best continual strategy's (hypercrl) = -0.030" in text
+    assert "multitask avg_acc - single's (a reference: one model per task) = -0.150 (reported): n/a" in text
+
+
+def test_seed_intervals_and_paired_differences_worked_out_by_hand():
+    from robocl.experiments.continual_sequence import seed_interval_lines
+
+    # multitask 0.80, 0.90, 1.00 (sd 0.1); hypercrl 0.85, 0.85, 0.85: paired differences -0.05, 0.05, 0.15
+    acc = {"multitask": [0.80, 0.90, 1.00], "hypercrl": [0.85, 0.85, 0.85], "single": [0.9, 0.9, 0.9]}
+    runs = [{"method": m, "seed": s, "avg_acc": v[s]} for m, v in acc.items() for s in range(3)]
+    text = "\n".join(seed_interval_lines(runs))
+    half = 4.302653 * 0.1 / 3 ** 0.5  # t(0.975, 2) * sd / sqrt(n) = 0.248
+    assert f"| multitask | 0.900 [{0.9 - half:.3f}, {0.9 + half:.3f}] |" in text
+    assert "| hypercrl | 0.850 [0.850, 0.850] |" in text
+    assert f"avg_acc multitask - hypercrl, paired over 3 seeds: +0.050 [{0.05 - half:+.3f}, {0.05 + half:+.3f}]" in text
+    assert seed_interval_lines(runs[:1] + runs[3:4]) == []  # one seed: no interval to give

@@ -118,11 +118,25 @@ def check_common(cfg: DictConfig) -> None:
     if not 0.0 <= window[0] <= window[1] <= 1.0:
         raise UsageError(f"task.intervention={window}: must be [start, end] with 0 <= start <= end <= 1")
     number(cfg, "runtime.threads", lo=0, integer=True)
+    afm_with_learner(cfg)
     continual = OmegaConf.select(cfg, "continual.kind")
     dynamics = OmegaConf.select(cfg, "dynamics.kind")
     if continual == "hypercrl" and dynamics != "hypernet":
         raise UsageError(f"continual=hypercrl needs dynamics=hypernet (got dynamics={dynamics}); "
                          "use dynamics=hypernet or another continual strategy")
+
+
+AFM_WITH_LEARNER = ("stacked", "residual")
+
+
+def afm_with_learner(cfg: DictConfig) -> str:
+    """How an `_afm_online` method couples refiner and learner (`refiner.with_learner`): `stacked`, the refiner
+    against a frozen copy of the nominal model and the learner learning the refined robot; `residual`, the
+    refiner against the learner's current model and the learner learning the robot itself."""
+    value = OmegaConf.select(cfg, "refiner.with_learner", default="stacked")
+    if value not in AFM_WITH_LEARNER:
+        raise UsageError(f"refiner.with_learner={_show(value)}: accepted {', '.join(AFM_WITH_LEARNER)}")
+    return str(value)
 
 
 def _show(value: Any) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robocl.build import checks
 from robocl.build.factory import build
 from robocl.build.methods import MethodSpec
 from robocl.continual.base import ContinualStrategy
@@ -40,21 +41,23 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     planner_factory = load_callable(f"robocl.build.planners:{method.planner}")
     planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
                               reset_particles=model.reset_particles)
-    # the refiner's regime context and switch test are against the nominal model it was trained with: a
-    # frozen copy of it when a learner plans (the learner then learns the refined robot: Controller.learn_planned)
-    nominal = copy.deepcopy(base_model).eval() if method.online and method.refine else model
+    # `stacked`: the refiner's regime context and switch test are against the nominal model it was trained
+    # with, a frozen copy of it when a learner plans, and the learner learns the refined robot
+    # (Controller.learn_planned); `residual`: they are against the learner's current model, which learns the
+    # robot itself, so the refiner corrects only what the learner has not learned yet
+    stacked = method.online and method.refine and checks.afm_with_learner(cfg) == "stacked"
+    nominal = copy.deepcopy(base_model).eval() if stacked else model
     refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=nominal, seed=seed,
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())
     window = max(STATS_WINDOW, int(OmegaConf.select(cfg, "budget.max_steps", default=0) or 0))
     return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float),
-                      stats_window=window, learn_planned=method.online and method.refine)
+                      stats_window=window, learn_planned=stacked)
 
 
 def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:
     """`excitation.std` / `.decay` checked: (std per command channel, decay), or None when off (std 0).
     A bad value is one UsageError line naming the key and what is accepted."""
-    from robocl.build import checks
     from robocl.errors import UsageError
 
     if OmegaConf.select(cfg, "excitation") is None:

@@ -20,7 +20,7 @@ from robocl.utils.plain import plain
 
 AFM_VERSION = 1  # bump when data generation or the network changes so stale caches are not reused
 RUNTIME_KEYS = ("factory", "cache_dir", "solver", "steps", "threshold", "cooldown", "switch_factor",
-                "level_halflife")  # inference-time settings: not in the cache key
+                "level_halflife", "with_learner")  # inference-time settings: not in the cache key
 
 
 def make_shape(node: Any, codec: Any) -> AFMShape:
