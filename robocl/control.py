@@ -21,6 +21,7 @@ import torch
 
 from robocl.continual.base import ContinualStrategy
 from robocl.dynamics.base import DynamicsModel, Transitions
+from robocl.dynamics.selector import RecentErrorSelector
 from robocl.planning.base import SamplingPlanner
 from robocl.refiners.base import Refiner
 
@@ -114,7 +115,10 @@ class Controller:
     change, a learner of the executed action models the same change a second time (the planner then asks
     for the compensated motion and the refiner compensates again); a learner of the refined robot models
     only what refinement leaves over, which is small while the refiner works; it learns nothing while the
-    refiner is not `settled` (registering a regime), when the refined robot changes from step to step."""
+    refiner is not `settled` (registering a regime), when the refined robot changes from step to step.
+
+    `selector`: the planner plans through it (built with it); each observed transition gives it the learner's
+    and the nominal model's one-step errors on the planned action, so it can pick the better one."""
 
     def __init__(
         self,
@@ -126,8 +130,10 @@ class Controller:
         state_limit: float = 1e4,
         stats_window: int | None = STATS_WINDOW,
         learn_planned: bool = False,
+        selector: RecentErrorSelector | None = None,
     ) -> None:
         self.model = model
+        self.selector = selector
         self.learn_planned = learn_planned
         self.planner = planner
         self.strategy = strategy or ContinualStrategy(model)
@@ -224,7 +230,12 @@ class Controller:
         with torch.inference_mode():
             predicted = self.model.predict(s, planned)[0]
             err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)
-            self.stats.pred_sq_err.append(float((err / self.model.target_norm.std).pow(2).mean()))
+            learner_error = float((err / self.model.target_norm.std).pow(2).mean())
+            self.stats.pred_sq_err.append(learner_error)
+            if self.selector is not None:
+                nominal = self.selector.nominal
+                miss = nominal.codec.targets(s, nominal.predict(s, planned)[0]) - nominal.codec.targets(s, s2)
+                self.selector.update(learner_error, float((miss / self.model.target_norm.std).pow(2).mean()))
             self.refiner.observe(s[0], planned[0], a[0], s2[0], predicted[0])
         if self.learn_planned and not self.refiner.settled:
             return  # the refined robot is still changing as the refiner registers a regime: not learned

@@ -278,3 +278,35 @@ def test_afm_online_residual_refines_against_the_learner_which_learns_the_robot(
         obs = nxt
     assert refined > 0
     assert not all(torch.equal(a, b) for a, b in zip(before, both.model.parameters()))
+
+
+def test_afm_online_gated_plans_on_the_nominal_until_the_learner_predicts_better(small_setup):
+    """refiner.with_learner=gated: stacked (the learner learns the refined robot against a frozen nominal), and
+    the planner plans on the nominal copy until the learner's recent error is below 0.8x the nominal's."""
+    from robocl.build.controller import make_controller
+    from robocl.build.methods import parse_method
+    from robocl.planning.costs import WaypointCost
+
+    cfg, model, net, _, _ = small_setup
+    cfg = OmegaConf.merge(cfg, {"planner": {"population": 64, "horizon": 5}, "refiner": {"with_learner": "gated"}})
+    cost = WaypointCost()
+    cost.set_goal(torch.tensor([2.0, 0.0]))
+    gated = make_controller(cfg, parse_method("mppi_afm_online"), model, cost, seed=0, refiner_net=net)
+    selector = gated.selector
+    assert gated.learn_planned and selector.nominal is gated.refiner.model and selector.learner is gated.model
+    assert selector.active is selector.nominal  # nothing measured yet: the nominal plans
+    env = gym.make("robocl/UGV-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    for _ in range(30):
+        action = gated.act(obs)
+        nxt, *_ = env.step(action.astype("float32"))
+        gated.observe(obs, action, nxt)
+        obs = nxt
+    assert selector.seen == 30 and selector.nominal_error > 0 and selector.learner_error > 0
+    # the choice follows the averages: a learner whose error is a tenth of the nominal's plans after warm-up
+    for _ in range(40):
+        selector.update(0.1, 1.0)
+    assert selector.active is selector.learner and selector.record()["learner_share"] > 0
+    for _ in range(100):  # four half-lives of equal errors: 0.94 of the nominal's, above the 0.8 margin
+        selector.update(1.0, 1.0)
+    assert selector.active is selector.nominal and selector.switches >= 1

@@ -78,7 +78,7 @@ CASES = [
     C("config", "run", "task.intervention=[0.9,0.1]", "task.intervention"),
     C("config", "run", "methods=[mppi_afm]", "methods with _afm", "need refiner=afm"),
     C("config", "run", "experiment=ugv_afm refiner.with_learner=both", "refiner.with_learner='both'",
-      "accepted stacked, residual"),
+      "accepted stacked, residual, gated"),
     C("config", "run", "planner=cem", "planner=cem", "mppi plans with mppi"),
     C("config", "eval", f"{GOOD} metrics.kstepp=3", "metrics.kstepp", "kstep"),
     C("config", "eval", f"{GOOD} metrics.kstep=abc", "metrics.kstep='abc'", "integer >= 1"),

@@ -126,13 +126,14 @@ def check_common(cfg: DictConfig) -> None:
                          "use dynamics=hypernet or another continual strategy")
 
 
-AFM_WITH_LEARNER = ("stacked", "residual")
+AFM_WITH_LEARNER = ("stacked", "residual", "gated")
 
 
 def afm_with_learner(cfg: DictConfig) -> str:
     """How an `_afm_online` method couples refiner and learner (`refiner.with_learner`): `stacked`, the refiner
     against a frozen copy of the nominal model and the learner learning the refined robot; `residual`, the
-    refiner against the learner's current model and the learner learning the robot itself."""
+    refiner against the learner's current model and the learner learning the robot itself; `gated`, stacked,
+    with the planner on the learner only while it predicts the refined robot better than the nominal model."""
     value = OmegaConf.select(cfg, "refiner.with_learner", default="stacked")
     if value not in AFM_WITH_LEARNER:
         raise UsageError(f"refiner.with_learner={_show(value)}: accepted {', '.join(AFM_WITH_LEARNER)}")

@@ -15,6 +15,7 @@ from robocl.build.methods import MethodSpec
 from robocl.continual.base import ContinualStrategy
 from robocl.control import STATS_WINDOW, Controller
 from robocl.dynamics.base import DynamicsModel
+from robocl.dynamics.selector import RecentErrorSelector
 from robocl.planning.base import CostFn
 from robocl.refiners.base import Refiner
 from robocl.sim.excitation import Excitation, ExcitedController
@@ -38,21 +39,25 @@ def make_controller(cfg: DictConfig, method: MethodSpec, base_model: DynamicsMod
     model = copy.deepcopy(base_model).eval()
     strategy = (build(cfg.continual, "continual", model=model, seed=seed) if method.online
                 else ContinualStrategy(model))
-    planner_factory = load_callable(f"robocl.build.planners:{method.planner}")
-    planner = planner_factory(cfg.planner, dynamics=model.step, cost=cost, robot=cfg.robot, seed=seed,
-                              reset_particles=model.reset_particles)
     # `stacked`: the refiner's regime context and switch test are against the nominal model it was trained
     # with, a frozen copy of it when a learner plans, and the learner learns the refined robot
-    # (Controller.learn_planned); `residual`: they are against the learner's current model, which learns the
-    # robot itself, so the refiner corrects only what the learner has not learned yet
-    stacked = method.online and method.refine and checks.afm_with_learner(cfg) == "stacked"
+    # (Controller.learn_planned); `gated`: the same, and the planner plans on the learner only while it
+    # predicts better than that nominal copy; `residual`: the refiner is against the learner's current model,
+    # which learns the robot itself, so the refiner corrects only what the learner has not learned yet
+    coupling = checks.afm_with_learner(cfg) if method.online and method.refine else None
+    stacked = coupling in ("stacked", "gated")
     nominal = copy.deepcopy(base_model).eval() if stacked else model
+    selector = RecentErrorSelector(model, nominal) if coupling == "gated" else None
+    plans_on = selector or model
+    planner_factory = load_callable(f"robocl.build.planners:{method.planner}")
+    planner = planner_factory(cfg.planner, dynamics=plans_on.step, cost=cost, robot=cfg.robot, seed=seed,
+                              reset_particles=plans_on.reset_particles)
     refiner = (build(cfg.refiner, "refiner", robot=cfg.robot, model=nominal, seed=seed,
                      net=None if refiner_net is None else copy.deepcopy(refiner_net))
                if method.refine else Refiner())
     window = max(STATS_WINDOW, int(OmegaConf.select(cfg, "budget.max_steps", default=0) or 0))
     return Controller(model, planner, strategy, refiner, safe_action=np.asarray(cfg.robot.safe_action, float),
-                      stats_window=window, learn_planned=stacked)
+                      stats_window=window, learn_planned=stacked, selector=selector)
 
 
 def excitation_spec(cfg: DictConfig) -> tuple[list[float], float] | None:

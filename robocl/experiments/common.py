@@ -66,4 +66,5 @@ def controller_metrics(controller: Controller) -> dict[str, Any]:
         "control_hz": 1000.0 / median_compute if median_compute else None,
         "dyn_mse": s.pred_sq_err.mean_all(),  # over every step, also past the kept window
         "safety_events": s.safety_events.count,
+        **(controller.selector.record() if controller.selector is not None else {}),
     }
