@@ -213,10 +213,11 @@ def test_afm_online_learns_the_refined_robot_and_switches_against_the_frozen_nom
     from robocl.planning.costs import WaypointCost
 
     cfg, model, net, _, _ = small_setup
-    cfg = OmegaConf.merge(cfg, {"planner": {"population": 64, "horizon": 5}})
+    cfg = OmegaConf.merge(cfg, {"planner": {"population": 64, "horizon": 5}, "refiner": {"with_learner": "stacked"}})
     cost = WaypointCost()
     cost.set_goal(torch.tensor([2.0, 0.0]))
     both = make_controller(cfg, parse_method("mppi_afm_online"), model, cost, seed=0, refiner_net=net)
+    assert both.selector is None  # stacked: the learner plans from the first step
     alone = make_controller(cfg, parse_method("mppi_afm"), model, cost, seed=0, refiner_net=net)
     assert both.learn_planned and not alone.learn_planned
     assert both.refiner.model is not both.model and alone.refiner.model is alone.model

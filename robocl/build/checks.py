@@ -134,7 +134,7 @@ def afm_with_learner(cfg: DictConfig) -> str:
     against a frozen copy of the nominal model and the learner learning the refined robot; `residual`, the
     refiner against the learner's current model and the learner learning the robot itself; `gated`, stacked,
     with the planner on the learner only while it predicts the refined robot better than the nominal model."""
-    value = OmegaConf.select(cfg, "refiner.with_learner", default="stacked")
+    value = OmegaConf.select(cfg, "refiner.with_learner", default="gated")
     if value not in AFM_WITH_LEARNER:
         raise UsageError(f"refiner.with_learner={_show(value)}: accepted {', '.join(AFM_WITH_LEARNER)}")
     return str(value)
