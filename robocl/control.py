@@ -207,6 +207,11 @@ class Controller:
         self._last_planned = None
         return self.safe_action.copy()
 
+    def _sq_error(self, s: torch.Tensor, predicted: torch.Tensor, s2: torch.Tensor) -> float:
+        """A one-step prediction's squared error, in the learner's normalized target units (mean over dims)."""
+        err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)
+        return float((err / self.model.target_norm.std).pow(2).mean())
+
     def observe(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray,
                 planned: torch.Tensor | None = LAST_PLAN) -> None:
         """Learn from the executed transition (skipped if any part of it is not finite).
@@ -229,13 +234,10 @@ class Controller:
         planned = planned[None] if planned is not None else a
         with torch.inference_mode():
             predicted = self.model.predict(s, planned)[0]
-            err = self.model.codec.targets(s, predicted) - self.model.codec.targets(s, s2)
-            learner_error = float((err / self.model.target_norm.std).pow(2).mean())
+            learner_error = self._sq_error(s, predicted, s2)
             self.stats.pred_sq_err.append(learner_error)
             if self.selector is not None:
-                nominal = self.selector.nominal
-                miss = nominal.codec.targets(s, nominal.predict(s, planned)[0]) - nominal.codec.targets(s, s2)
-                self.selector.update(learner_error, float((miss / self.model.target_norm.std).pow(2).mean()))
+                self.selector.update(learner_error, self._sq_error(s, self.selector.nominal.predict(s, planned)[0], s2))
             self.refiner.observe(s[0], planned[0], a[0], s2[0], predicted[0])
         if self.learn_planned and not self.refiner.settled:
             return  # the refined robot is still changing as the refiner registers a regime: not learned

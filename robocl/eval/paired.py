@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest, bootstrap, t
+from scipy.stats import binomtest, bootstrap
+from scipy.stats import t as student_t
 
 
 @dataclass(frozen=True)
@@ -111,5 +112,5 @@ def seed_interval(values: np.ndarray, confidence: float = 0.95) -> MeanInterval:
     mean = float(x.mean())
     if len(x) < 2:
         return MeanInterval(mean, math.nan, math.nan, 1)
-    half = float(t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(student_t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return MeanInterval(mean, mean - half, mean + half, len(x))
